@@ -1,0 +1,63 @@
+"""Shared fixtures: small real inputs made on the fly, and the repository's own paths."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CNN_EXPLAINER = SHARED / "fixtures" / "cnn-explainer"
+
+
+@pytest.fixture(scope="session")
+def small_idx_dir(tmp_path_factory) -> Path:
+    """An IDX directory with 30 training and 10 test images per class, cut from the embedded subset."""
+    from generator.data import IDX_FILES, read_idx, write_idx
+
+    source = REPO / "content" / "fashion-mnist"
+    out = tmp_path_factory.mktemp("idx")
+    for split, per_class in (("train", 30), ("t10k", 10)):
+        images = read_idx(source / f"{split}-images-idx3-ubyte.gz")
+        labels = read_idx(source / f"{split}-labels-idx1-ubyte.gz")
+        keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(10)]))
+        write_idx(out / f"{split}-images-idx3-ubyte.gz", images[keep])
+        write_idx(out / f"{split}-labels-idx1-ubyte.gz", labels[keep])
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{s}.gz" for s in IDX_FILES.values())
+    return out
+
+
+@pytest.fixture
+def project(tmp_path, small_idx_dir):
+    """A throw-away project folder: site_config/site.yml on the small IDX data, two images, 1 epoch.
+
+    Returns a function ``write(**sections)`` that (re)writes the config with the given sections
+    merged over the defaults and returns its path.
+    """
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("ankle-boot-5420.png", "trouser-8183.png"):
+        shutil.copy(REPO / "content" / "images" / name, images / name)
+    (tmp_path / "site_config").mkdir()
+
+    def write(**sections) -> Path:
+        config = {
+            "data": {"source": "idx", "path": str(small_idx_dir)},
+            "training": {"epochs": 1, "batch_size": 32},
+            "images": [{"path": "images/ankle-boot-5420.png", "label": "Ankle boot"},
+                       {"path": "images/trouser-8183.png", "label": "Trouser"}],
+        }
+        for key, value in sections.items():
+            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+        path = tmp_path / "site_config" / "site.yml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    return write

@@ -1,0 +1,83 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from generator import cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def butterfly(*args, cwd=REPO):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "generator", *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_user_error_is_one_line_and_exit_2(project):
+    config = project(training={"epochs": 0})
+    result = butterfly("check", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"butterfly: error: {config}: training.epochs: must be >= 1, got 0"]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_is_a_user_error(tmp_path):
+    result = butterfly("train", "--config", str(tmp_path / "none.yml"))
+    assert result.returncode == 2 and "config file not found" in result.stderr
+
+
+def test_internal_error_exits_1(monkeypatch, project, capsys):
+    import generator.build
+
+    def broken(config):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(generator.build, "check_all", broken)
+    assert cli.main(["check", "--config", str(project())]) == 1
+    assert "internal error: RuntimeError: boom (run with -v for the traceback)" in capsys.readouterr().err
+
+
+def test_check_builds_nothing(project):
+    config = project()
+    result = butterfly("check", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "2 images" in result.stdout
+    assert not (config.parent.parent / "build").exists()
+
+
+@pytest.mark.slow
+def test_second_train_reuses_the_model(project):
+    config = project()
+    first = butterfly("train", "--config", str(config))
+    assert first.returncode == 0, first.stderr
+    manifest_path = config.parent.parent / "build" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["cache"]["model"] == "miss" and manifest["training"]["cached"] is False
+    assert len(manifest["training"]["history"]["accuracy"]) == 1
+    model_files = list((config.parent.parent / "build" / "cache" / "model").glob("*/model.keras"))
+    mtime = model_files[0].stat().st_mtime_ns
+
+    second = butterfly("train", "--config", str(config))
+    assert second.returncode == 0, second.stderr
+    assert "reused from cache" in second.stdout and "training Tiny VGG" not in second.stderr
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["cache"]["model"] == "hit" and manifest["training"]["cached"] is True
+    assert model_files[0].stat().st_mtime_ns == mtime
+
+    changed = butterfly("train", "--config", str(project(training={"seed": 2})))
+    assert changed.returncode == 0 and "training Tiny VGG" in changed.stderr
+
+
+def test_clean_removes_build_outputs_only(tmp_path):
+    (tmp_path / "site_config").mkdir()
+    config = tmp_path / "site_config" / "site.yml"
+    config.write_text("images: []\n")
+    for name in ("build/cache/x", "site/assets", "content"):
+        (tmp_path / name).mkdir(parents=True)
+    result = butterfly("clean", "--config", str(config))
+    assert result.returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["content", "site_config"]
