@@ -44,6 +44,8 @@ class Build:
         self.cache_status: dict[str, str] = {}
         self._model = None
         self.model_dir: Path | None = None
+        self.model_key = ""
+        self.model_loader = None
 
     def log(self, message: str) -> None:
         print(f"butterfly: {message}", file=sys.stderr, flush=True)
@@ -59,8 +61,10 @@ class Build:
     def keras_model(self):
         """The stage's Keras model, loaded on first use only (this is what imports TensorFlow)."""
         if self._model is None:
-            import keras
-            self._model = keras.saving.load_model(self.model_dir / "model.keras", compile=False)
+            if self.model_loader is None:
+                import keras
+                self.model_loader = lambda: keras.saving.load_model(self.model_dir / "model.keras", compile=False)
+            self._model = self.model_loader()
         return self._model
 
 
@@ -130,6 +134,7 @@ def stage_model(build: Build, dataset: Dataset) -> dict:
     """Train (or reuse) the model; returns the manifest's model record."""
     key = model_key(build.config, dataset.fingerprint())
     build.model_dir = build.cache.path("model", key)
+    build.model_key = key
     if build.cache.has("model", key):
         build.cache_status["model"] = "hit"
         build.log(f"[model] unchanged config and data: reusing {build.model_dir.relative_to(build.root)}")
@@ -141,6 +146,213 @@ def stage_model(build: Build, dataset: Dataset) -> dict:
     if info.get("training"):
         info["training"]["cached"] = build.cache_status["model"] == "hit"
     return info
+
+
+def imported_model_key(config: Config, class_names: list[str]) -> str:
+    from .cache import file_digest
+
+    path = config.resolve(config.model.path)
+    files = sorted(path.parent.glob("*.bin")) + [path] if path.suffix == ".json" else [path]
+    return content_key("imported", [file_digest(f) for f in files], class_names, list(config.model.input_range),
+                       code_version("model_import"))
+
+
+def stage_imported_model(build: Build, class_names: list[str]) -> dict:
+    """Import a model trained elsewhere; it is loaded from the user's file whenever it is needed."""
+    config = build.config
+    key = imported_model_key(config, class_names)
+    build.model_dir = build.cache.path("model", key)
+    build.model_key = key
+    path = config.resolve(config.model.path)
+    build.model_loader = lambda: _import(path, class_names, config.model.input_range)
+    if build.cache.has("model", key):
+        build.cache_status["model"] = "hit"
+    else:
+        build.cache_status["model"] = "miss"
+        model = build.keras_model()
+        from .model_import import describe_model
+        info = {"source": "imported", "file": str(config.model.path), "architecture": model.name,
+                "parameters": int(model.count_params()), "layers": describe_model(model), "training": None,
+                "input_shape": [int(d) for d in model.input_shape[1:]]}
+        with build.cache.write("model", key) as out:
+            (out / "model.json").write_text(json.dumps(info, indent=1))
+    return json.loads((build.model_dir / "model.json").read_text())
+
+
+def _import(path: Path, class_names: list[str], input_range) -> object:
+    from .model_import import load_model
+    return load_model(path, class_names, tuple(input_range))
+
+
+# --- attack and probe, one image at a time ---------------------------------------------------
+
+def attack_settings(config: Config, overrides: dict, class_names: list[str], where: str):
+    """The config's attack section with an image's overrides; the target name becomes an index."""
+    from .attack import AttackSettings
+
+    merged = {**section_dict(config.attack), **overrides}
+    target = merged.pop("target")
+    target_index = None
+    if target is not None:
+        if target not in class_names:
+            import difflib
+            close = difflib.get_close_matches(target, class_names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UserError(f"{where}.target: unknown class '{target}'{hint}")
+        target_index = class_names.index(target)
+    low, high = 0.0, 1.0
+    return AttackSettings(method=merged["method"], epsilon_start=merged["epsilon_start"],
+                          epsilon_step=merged["epsilon_step"], epsilon_max=merged["epsilon_max"],
+                          target_index=target_index, iterations=merged["iterations"],
+                          step_size=merged["step_size"], noise_seed=merged["noise_seed"],
+                          clip_min=low, clip_max=high)
+
+
+def compute_image(build: Build, entry, settings, class_names: list[str], out: Path) -> None:
+    """Attack one image and probe every layer; writes record.json and arrays.npz into ``out``."""
+    from .attack import attack_image
+    from .probe import epsilon_sweep, probe_image
+
+    model = build.keras_model()
+    true_index = class_names.index(entry.label) if entry.label else None
+    result = attack_image(model, entry.pixels, true_index, settings, class_names)
+    x_adv, x_noise, direction = result.pop("x_adv"), result.pop("x_noise"), result.pop("gradient_sign")
+    layers, arrays = probe_image(model, entry.pixels, x_adv, x_noise, build.config.attack.change_threshold)
+    sweep = epsilon_sweep(model, entry.pixels, direction, result["attack"]["epsilon"],
+                          frames=build.config.figures.gif_max_frames, epsilon_max=settings.epsilon_max,
+                          clip_min=settings.clip_min, clip_max=settings.clip_max)
+    record = {"id": entry.id, "title": entry.title, "caption": entry.caption, "source": entry.source,
+              **result, "layers": layers}
+    (out / "record.json").write_text(json.dumps(record, indent=1))
+    np.savez_compressed(out / "arrays.npz", x=entry.pixels, x_adv=x_adv, x_noise=x_noise, gradient_sign=direction,
+                        **arrays, **sweep)
+
+
+def stage_images(build: Build, entries: list, class_names: list[str], failures: list[dict]) -> list[dict]:
+    """Attack, probe and draw each image (cached per image); returns the manifest's image records."""
+    from .cache import file_digest
+    from .figure_set import image_figures
+
+    config = build.config
+    records = []
+    code = code_version("attack", "probe")
+    figure_code = code_version("figures", "figure_set")
+    for number, entry in enumerate(entries, 1):
+        where = f"images[{entry.index}].attack" if hasattr(entry, "index") else f"image {entry.source}: attack"
+        try:
+            settings = attack_settings(config, entry.attack, class_names, where)
+            key = content_key("image", build.model_key, file_digest(entry.path), entry.label, entry.title,
+                              entry.caption, entry.id, str(settings), config.attack.change_threshold,
+                              config.figures.gif_max_frames, code)
+            if not build.cache.has("image", key):
+                with build.cache.write("image", key) as out:
+                    compute_image(build, entry, settings, class_names, out)
+                status = "computed"
+            else:
+                status = "cached"
+            folder = build.cache.path("image", key)
+            record = json.loads((folder / "record.json").read_text())
+            figure_key = content_key("figures", key, section_dict(config.figures), figure_code)
+            if not build.cache.has("figures", figure_key):
+                with np.load(folder / "arrays.npz") as npz:
+                    arrays = {name: npz[name] for name in npz.files}
+                with build.cache.write("figures", figure_key) as out:
+                    made = image_figures(record, arrays, class_names, config.figures, out)
+                    (out / "figures.json").write_text(json.dumps(made, indent=1))
+            record["figures_dir"] = str(build.cache.path("figures", figure_key))
+            record["figures"] = json.loads((build.cache.path("figures", figure_key) / "figures.json").read_text())
+            record["arrays"] = str(folder.relative_to(build.cache.root) / "arrays.npz")
+            records.append(record)
+            attack = record["attack"]
+            outcome = (f"label {record['clean']['label']} -> {attack['adversarial']['label']} at epsilon "
+                       f"{attack['epsilon']:.4f}" if attack["fooled"] else f"not fooled up to {settings.epsilon_max}")
+            build.log(f"[images] {number}/{len(entries)} {entry.id}: {outcome} ({status})")
+        except UserError as error:
+            if not build.keep_going:
+                raise
+            failures.append({"source": entry.source, "message": str(error)})
+            build.log(f"[images] {number}/{len(entries)} {entry.id}: FAILED: {error}")
+    return records
+
+
+# --- model-level extras: training animation data, robustness curve, model figures -----------
+
+def compute_model_extras(build: Build, dataset: Dataset | None, info: dict, out: Path) -> None:
+    """Feature maps of the probe image after every epoch, and accuracy against epsilon."""
+    from .probe import layer_activations, robustness_curve
+
+    config = build.config
+    model = build.keras_model()
+    extras: dict = {"robustness": None, "probe_image": None}
+    snapshots = build.model_dir / "snapshots.npz"
+    if dataset is not None and snapshots.exists():
+        index = min(config.training.probe_image, len(dataset.x_test) - 1)
+        probe = dataset.x_test[index:index + 1]
+        maps = {}
+        with np.load(snapshots) as npz:
+            epochs = sorted({name.split("/")[0] for name in npz.files})
+            final = model.get_weights()
+            for epoch in epochs:
+                model.set_weights([npz[f"{epoch}/{i}"] for i in range(len(final))])
+                for name, value in layer_activations(model, probe).items():
+                    if value.ndim == 4:
+                        maps[f"{epoch}/{name}"] = value[0]
+            model.set_weights(final)
+            maps["kernel"] = npz[f"{epochs[-1]}/0"]
+        np.savez_compressed(out / "training_maps.npz", **maps)
+        extras["probe_image"] = {"index": int(index), "label": dataset.class_names[int(dataset.y_test[index])]}
+    if dataset is not None and config.robustness.samples and len(dataset.x_test):
+        count = min(config.robustness.samples, len(dataset.x_test))
+        # An even spread over the test set, so every class is represented.
+        picks = np.linspace(0, len(dataset.x_test) - 1, count).astype(int)
+        build.log(f"[model] robustness curve on {count} test images, {len(config.robustness.epsilons)} epsilons")
+        extras["robustness"] = robustness_curve(model, dataset.x_test[picks], dataset.y_test[picks],
+                                                config.robustness.epsilons, seed=config.attack.noise_seed)
+    (out / "extras.json").write_text(json.dumps(extras, indent=1))
+
+
+def model_figures(build: Build, info: dict, training: dict | None, extras_dir: Path, out: Path) -> dict:
+    from . import figures
+
+    extras = json.loads((extras_dir / "extras.json").read_text())
+    made = {}
+    if training:
+        made["training_curves"] = figures.training_curves(training["history"], out / "training_curves.png")
+    maps_file = extras_dir / "training_maps.npz"
+    if maps_file.exists() and training:
+        with np.load(maps_file) as npz:
+            epochs = sorted({name.split("/")[0] for name in npz.files if "/" in name})
+            epoch_maps = [(int(epoch.split("_")[1]), [(name.split("/")[1], npz[name]) for name in npz.files
+                                                      if name.startswith(epoch + "/")]) for epoch in epochs]
+            made["training_gif"] = figures.training_gif(epoch_maps, training["history"]["val_accuracy"],
+                                                        out / "training.gif", fps=max(build.config.figures.gif_fps / 2, 0.5))
+            made["first_layer_filters"] = figures.first_layer_filters(npz["kernel"], out / "first_layer_filters.png")
+    if extras["robustness"]:
+        r = extras["robustness"]
+        made["robustness"] = figures.robustness_plot(r["epsilons"], r["fgsm_accuracy"], r["noise_accuracy"],
+                                                     out / "robustness.png")
+    for figure in made.values():
+        figure["path"] = Path(figure["path"]).name
+    return made
+
+
+def stage_model_extras(build: Build, dataset: Dataset | None, info: dict, training: dict | None):
+    """Returns (extras dict, model figure records, folder holding the figure files)."""
+    config = build.config
+    key = content_key("extras", build.model_key, config.training.probe_image, section_dict(config.robustness),
+                      config.attack.noise_seed, dataset.fingerprint() if dataset else None, code_version("probe", "attack"))
+    if not build.cache.has("extras", key):
+        with build.cache.write("extras", key) as out:
+            compute_model_extras(build, dataset, info, out)
+    extras_dir = build.cache.path("extras", key)
+    figure_key = content_key("model_figures", key, section_dict(config.figures), code_version("figures"))
+    if not build.cache.has("figures", figure_key):
+        with build.cache.write("figures", figure_key) as out:
+            made = model_figures(build, info, training, extras_dir, out)
+            (out / "figures.json").write_text(json.dumps(made, indent=1))
+    figures_dir = build.cache.path("figures", figure_key)
+    return (json.loads((extras_dir / "extras.json").read_text()),
+            json.loads((figures_dir / "figures.json").read_text()), figures_dir)
 
 
 # --- manifest --------------------------------------------------------------------------------
@@ -213,6 +425,91 @@ def run_train(config: Config, *, verbose: bool = False) -> dict:
     manifest["cache"] = build.cache_status
     write_json_atomic(build.build_dir / "manifest.json", manifest)
     return manifest
+
+
+def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False) -> dict:
+    """The whole pipeline; returns the manifest (also written to build/ and published with the site)."""
+    from .config import REPO_ROOT
+
+    build = Build(config, verbose=verbose, keep_going=keep_going)
+    manifest = base_manifest(build)
+    failures: list[dict] = []
+    with build.stage("data"):
+        dataset = None if config.data.source == "none" else load_dataset(config)
+        manifest["dataset"] = dataset_record(dataset) if dataset else None
+    class_names = list(config.model.class_names or (dataset.class_names if dataset else []))
+    with build.stage("model"):
+        if config.model.source == "file":
+            info = stage_imported_model(build, class_names)
+            input_shape = tuple(info["input_shape"])
+        else:
+            info = stage_model(build, dataset)
+            input_shape = dataset.input_shape
+        training = info.pop("training", None)
+    with build.stage("images"):
+        from .images import collect_image_list, resolve_image_list
+
+        raw = image_entries(config)
+        if keep_going:
+            entries, failures = collect_image_list(raw, class_names, config.base_dir, input_shape)
+        else:
+            entries = resolve_image_list(raw, class_names, config.base_dir, input_shape)
+        records = stage_images(build, entries, class_names, failures)
+        if not records:
+            raise UserError("no image could be attacked: " + "; ".join(f["message"] for f in failures))
+    with build.stage("model figures"):
+        extras, model_figs, model_figs_dir = stage_model_extras(build, dataset, info, training)
+    if training:
+        training["probe_image"] = extras["probe_image"]
+    manifest.update({
+        "model": info, "training": training, "attack_settings": {
+            **section_dict(config.attack), "targeted": config.attack.target is not None,
+            "zoom_layer": config.figures.zoom_layer,
+            "zoom_filter": config.figures.zoom_filter},
+        "images": records, "failures": failures, "robustness": extras["robustness"],
+    })
+    with build.stage("pages"):
+        assemble_docs(build, manifest, model_figs, model_figs_dir, REPO_ROOT)
+    with build.stage("site"):
+        from .site import build_site
+        build_site(REPO_ROOT, build.docs_dir, build.site_dir)
+    manifest["timings"] = build.timings
+    manifest["cache"] = build.cache_status
+    manifest["site_dir"] = str(build.site_dir)
+    write_json_atomic(build.build_dir / "manifest.json", manifest)
+    write_json_atomic(build.site_dir / "manifest.json", manifest)
+    return manifest
+
+
+def assemble_docs(build: Build, manifest: dict, model_figs: dict, model_figs_dir: Path, repo_root: Path) -> None:
+    """Figures, manifest and pages into a fresh docs folder, swapped in when complete."""
+    from . import figures
+    from .pages import render_docs
+
+    fresh = build.build_dir / ".docs.new"
+    shutil.rmtree(fresh, ignore_errors=True)
+    images_dir = fresh / "images"
+    for record in manifest["images"]:
+        target = images_dir / record["id"]
+        shutil.copytree(record.pop("figures_dir"), target, ignore=shutil.ignore_patterns("figures.json"))
+        for figure in record["figures"].values():
+            figure["path"] = f"images/{record['id']}/{figure['path']}"
+        record["figures"]["thumbnail"] = record["figures"]["input"]
+    shutil.copytree(model_figs_dir, images_dir / "model", ignore=shutil.ignore_patterns("figures.json"))
+    for figure in model_figs.values():
+        figure["path"] = f"images/model/{figure['path']}"
+    curves = {record["title"]: ([layer["name"] for layer in record["layers"]],
+                                [layer["adversarial"]["relative_l2"] for layer in record["layers"]])
+              for record in manifest["images"] if record["attack"]["fooled"]}
+    if curves:
+        figure = figures.butterfly_all(curves, images_dir / "model" / "butterfly_all.png")
+        model_figs["butterfly_all"] = {**figure, "path": "images/model/butterfly_all.png"}
+    manifest["figures"] = model_figs
+    manifest["timings"] = dict(build.timings)
+    manifest["cache"] = dict(build.cache_status)
+    write_json_atomic(fresh / "manifest.json", manifest)
+    render_docs(manifest, fresh, repo_root)
+    swap_in(fresh, build.docs_dir)
 
 
 def clean(root: Path) -> list[Path]:

@@ -31,7 +31,7 @@ class SiteSection(Section):
 
 
 class DataSection(Section):
-    source: Literal["embedded", "idx", "folder", "download"] = "embedded"
+    source: Literal["embedded", "idx", "folder", "download", "none"] = "embedded"
     path: Optional[str] = None
     recipe: Optional[Literal["fashion-mnist", "cifar-10", "tiny-imagenet-cnn-explainer"]] = None
     class_names: Optional[list[str]] = None

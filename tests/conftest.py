@@ -61,3 +61,28 @@ def project(tmp_path, small_idx_dir):
         return path
 
     return write
+
+
+def copy_config(source: Path, root: Path) -> Path:
+    """``source`` rewritten into ``root/site_config/site.yml`` with absolute paths, so it builds in ``root``."""
+    config = yaml.safe_load(source.read_text())
+    base = REPO
+    for entry in config["images"]:
+        entry["path"] = str((base / entry["path"]).resolve())
+    if (config.get("model") or {}).get("path"):
+        config["model"]["path"] = str((base / config["model"]["path"]).resolve())
+    (root / "site_config").mkdir(parents=True, exist_ok=True)
+    target = root / "site_config" / "site.yml"
+    target.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    return target
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory) -> Path:
+    """The default site, built for real from site_config/site.yml in a scratch folder; returns that folder."""
+    from generator.build import run_build
+    from generator.config import load_config
+
+    root = tmp_path_factory.mktemp("default-site")
+    run_build(load_config(copy_config(REPO / "site_config" / "site.yml", root)))
+    return root

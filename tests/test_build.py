@@ -1,0 +1,61 @@
+"""The whole pipeline on a small project: manifest, figures, cache behaviour, bad input."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from generator.build import run_build
+from generator.config import load_config
+from generator.errors import UserError
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+
+def manifest_of(config_path: Path) -> dict:
+    return json.loads((config_path.parent.parent / "build" / "manifest.json").read_text())
+
+
+def test_build_add_an_image_and_keep_going(project, capsys):
+    root = project().parent.parent
+    manifest = run_build(load_config(root / "site_config" / "site.yml"))
+    assert [image["id"] for image in manifest["images"]] == ["ankle-boot-5420", "trouser-8183"]
+    site = root / "site"
+    assert (site / "index.html").is_file() and (site / "manifest.json").is_file()
+    for image in manifest["images"]:
+        assert image["clean"]["label"] in manifest["dataset"]["class_names"]
+        assert [layer["name"] for layer in image["layers"]][:2] == ["input", "conv_1_1"]
+        for key, figure in image["figures"].items():
+            assert (root / "build" / "docs" / figure["path"]).is_file(), key
+            assert figure["alt"], key
+    assert {"training_curves", "training_gif", "first_layer_filters"} <= set(manifest["figures"])
+    assert manifest["training"]["probe_image"]["label"] in manifest["dataset"]["class_names"]
+    capsys.readouterr()
+
+    # One more image: the model is reused, only the new image is computed.
+    shutil.copy(REPO / "content" / "images" / "bag-1331.png", root / "images")
+    config = project(images=[{"path": "images/ankle-boot-5420.png", "label": "Ankle boot"},
+                             {"path": "images/trouser-8183.png", "label": "Trouser"},
+                             {"path": "images/bag-1331.png", "label": "Bag", "title": "A <b>bag</b> | x"}])
+    manifest = run_build(load_config(config))
+    log = capsys.readouterr().err
+    assert manifest["cache"]["model"] == "hit" and "training Tiny VGG" not in log
+    assert "ankle-boot-5420: " in log and log.count("(computed)") == 1 and log.count("(cached)") == 2
+    assert manifest["images"][2]["title"] == "A <b>bag</b> | x"
+
+    # A broken image: without --keep-going the build stops and the old site stays.
+    (root / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    broken = project(images=[{"path": "images/ankle-boot-5420.png"}, {"path": "images/broken.png"}])
+    before = (site / "index.html").read_bytes()
+    with pytest.raises(UserError, match="broken.png"):
+        run_build(load_config(broken))
+    assert (site / "index.html").read_bytes() == before
+
+    # With --keep-going the other images are built and the failure is listed on the home page.
+    manifest = run_build(load_config(broken), keep_going=True)
+    assert [image["id"] for image in manifest["images"]] == ["ankle-boot-5420"]
+    assert len(manifest["failures"]) == 1 and "broken.png" in manifest["failures"][0]["message"]
+    home = (site / "en" / "index.html").read_text()
+    assert "broken.png" in home
