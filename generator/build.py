@@ -290,7 +290,7 @@ def compute_model_extras(build: Build, dataset: Dataset | None, info: dict, out:
         probe = dataset.x_test[index:index + 1]
         maps = {}
         with np.load(snapshots) as npz:
-            epochs = sorted({name.split("/")[0] for name in npz.files})
+            epochs = sorted({name.split("/")[0] for name in npz.files}, key=lambda e: int(e[6:]))
             final = model.get_weights()
             for epoch in epochs:
                 model.set_weights([npz[f"{epoch}/{i}"] for i in range(len(final))])
@@ -321,7 +321,7 @@ def model_figures(build: Build, info: dict, training: dict | None, extras_dir: P
     maps_file = extras_dir / "training_maps.npz"
     if maps_file.exists() and training:
         with np.load(maps_file) as npz:
-            epochs = sorted({name.split("/")[0] for name in npz.files if "/" in name})
+            epochs = sorted({name.split("/")[0] for name in npz.files if "/" in name}, key=lambda e: int(e[6:]))
             epoch_maps = [(int(epoch.split("_")[1]), [(name.split("/")[1], npz[name]) for name in npz.files
                                                       if name.startswith(epoch + "/")]) for epoch in epochs]
             made["training_gif"] = figures.training_gif(epoch_maps, training["history"]["val_accuracy"],
