@@ -372,11 +372,19 @@ def base_manifest(build: Build) -> dict:
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "butterfly_version": __version__,
         "site": {**section_dict(config.site), "languages": ["en", "zh"]},
-        "config_file": str(config.config_file),
+        "config_file": _relative(config.config_file, build.root),
         "config_text": config.config_file.read_text(encoding="utf-8"),
         "versions": library_versions(),
         "seeds": {"training": config.training.seed, "noise": config.attack.noise_seed},
     }
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it lies inside it (the manifest is published)."""
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def write_json_atomic(path: Path, data: dict) -> None:

@@ -76,9 +76,11 @@ def _serve(args) -> int:
     from .config import load_config
     from .site import serve
 
+    from .config import REPO_ROOT
+
     config = load_config(args.config)
     run_build(config, verbose=args.verbose, keep_going=args.keep_going)
-    serve(config.base_dir, args.addr)
+    serve(REPO_ROOT, config.base_dir / "build" / "docs", args.addr)
     return 0
 
 
@@ -87,9 +89,12 @@ def _deploy(args) -> int:
     from .config import load_config
     from .site import deploy
 
+    from .config import REPO_ROOT
+
     config = load_config(args.config)
     run_build(config, verbose=args.verbose)
-    deploy(config.base_dir, remote=args.remote)
+    deploy(REPO_ROOT, config.base_dir / "build" / "docs", remote=args.remote)
+    print(f"published to the gh-pages branch of remote '{args.remote}'")
     return 0
 
 

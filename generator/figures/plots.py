@@ -134,7 +134,7 @@ def _layer_axis(ax, layer_names: Sequence[str], values) -> None:
 def butterfly_plot(layer_names: Sequence[str], adv_rel, noise_rel, path, title: str) -> dict:
     """Relative change ||changed - clean|| / ||clean|| per layer, adversarial vs random noise, log y axis."""
     adv_rel, noise_rel = _positive(adv_rel), _positive(noise_rel)
-    figure, axes = _figure(6.4, 3.8, margins=(0.1, 0.25, 0.98, 0.91))
+    figure, axes = _figure(6.4, 3.8, margins=(0.13, 0.25, 0.98, 0.91))
     ax = axes[0, 0]
     x = np.arange(len(layer_names))
     ax.plot(x, adv_rel, "o-", color=ADVERSARIAL, label="adversarial perturbation")
@@ -160,7 +160,7 @@ def butterfly_all(curves: Mapping[str, tuple[Sequence[str], Sequence[float]]], p
         raise ValueError("butterfly_all needs at least one curve")
     names = max((names for names, _ in curves.values()), key=len)
     wide = len(curves) > 6
-    figure, axes = _figure(8.0 if wide else 6.4, 3.9, margins=(0.1, 0.25, 0.78 if wide else 0.98, 0.91))
+    figure, axes = _figure(8.0 if wide else 6.4, 3.9, margins=(0.13 if not wide else 0.1, 0.25, 0.78 if wide else 0.98, 0.91))
     ax = axes[0, 0]
     colours = _palette(len(curves))
     summary, everything = [], []
@@ -184,7 +184,7 @@ def robustness_plot(epsilons, fgsm_acc, noise_acc, path, *, method: str = "FGSM"
     """Test accuracy against perturbation size: the attack vs random sign noise of the same size."""
     epsilons = np.asarray(epsilons, float)
     fgsm_acc, noise_acc = np.asarray(fgsm_acc, float), np.asarray(noise_acc, float)
-    figure, axes = _figure(6.4, 3.6, margins=(0.1, 0.14, 0.98, 0.91))
+    figure, axes = _figure(6.4, 3.6, margins=(0.13, 0.14, 0.98, 0.91))
     ax = axes[0, 0]
     ax.plot(epsilons, fgsm_acc * 100, "o-", color=ADVERSARIAL, label=f"{method} attack")
     ax.plot(epsilons, noise_acc * 100, "s--", color=NOISE, label="random sign noise")
