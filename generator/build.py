@@ -102,7 +102,8 @@ def model_key(config: Config, dataset_fingerprint: str) -> str:
 
 def train_model(build: Build, dataset: Dataset, out: Path) -> None:
     """Train Tiny VGG into ``out``: model.keras, snapshots.npz (weights per epoch), model.json."""
-    from .model import build_tiny_vgg, check_fits, describe_model, train
+    from .model import build_tiny_vgg, check_fits, train
+    from .model_import import describe_model
 
     config = build.config
     problem = check_fits(dataset.input_shape, config.model.blocks)
@@ -169,9 +170,12 @@ def stage_imported_model(build: Build, class_names: list[str]) -> dict:
         build.cache_status["model"] = "hit"
     else:
         build.cache_status["model"] = "miss"
-        model = build.keras_model()
         from .model_import import describe_model
-        info = {"source": "imported", "file": str(config.model.path), "architecture": model.name,
+
+        model = build.keras_model()
+        # A TF.js or Keras file often names its model just "sequential"; its folder or file name says more.
+        name = path.parent.name if path.suffix == ".json" else path.stem
+        info = {"source": "imported", "file": str(config.model.path), "architecture": name,
                 "parameters": int(model.count_params()), "layers": describe_model(model), "training": None,
                 "input_shape": [int(d) for d in model.input_shape[1:]]}
         with build.cache.write("model", key) as out:
@@ -454,6 +458,7 @@ def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False
             info = stage_model(build, dataset)
             input_shape = dataset.input_shape
         training = info.pop("training", None)
+        info["class_names"] = class_names
     with build.stage("images"):
         from .images import collect_image_list, resolve_image_list
 

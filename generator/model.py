@@ -48,19 +48,6 @@ def check_fits(input_shape: tuple[int, int, int], blocks: int) -> str | None:
     return None
 
 
-def describe_model(model) -> list[dict]:
-    """One record per layer: name, type, output shape without the batch axis, parameter count."""
-    return [
-        {
-            "name": layer.name,
-            "type": type(layer).__name__,
-            "output_shape": [int(d) for d in layer.output.shape[1:]],
-            "parameters": int(layer.count_params()),
-        }
-        for layer in model.layers
-    ]
-
-
 @dataclass
 class TrainingResult:
     """What training produced: the history per epoch, one weight list per epoch, test scores."""

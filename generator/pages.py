@@ -199,6 +199,60 @@ def image_facts(image: dict, zoom_layer: str | None = None) -> dict:
     }
 
 
+def model_facts(manifest: dict) -> dict:
+    """What the pages say about the model, with or without a dataset in the manifest.
+
+    Keys: imported (bool: the build did not train it), class_names (list of str, or None when
+    no complete list is known), class_count (int or None), input_shape (list of int or None).
+    Class names come from ``model.class_names``, else ``dataset.class_names``, else the
+    predictions recorded for the images (each has a label and its index) when together they
+    name every class. The input shape comes from the dataset, the model, or the first image's
+    input layer.
+    """
+    model = manifest.get("model") or {}
+    dataset = manifest.get("dataset") or {}
+    images = manifest.get("images") or []
+    count = _class_count(manifest)
+    names = model.get("class_names") or dataset.get("class_names")
+    if not names and count:
+        names = _names_from_predictions(images, count)
+    shape = dataset.get("input_shape") or model.get("input_shape")
+    if not shape and images and images[0].get("layers"):
+        shape = images[0]["layers"][0].get("shape")
+    return {"imported": model.get("source") == "imported",
+            "class_names": list(names) if names else None,
+            "class_count": len(names) if names else count,
+            "input_shape": list(shape) if shape else None}
+
+
+def _class_count(manifest: dict) -> int | None:
+    """Number of classes: the model's or dataset's list, else the length of a probability vector."""
+    for record in (manifest.get("model") or {}, manifest.get("dataset") or {}):
+        if record.get("class_names"):
+            return len(record["class_names"])
+    for image in manifest.get("images") or []:
+        if image.get("clean", {}).get("probabilities"):
+            return len(image["clean"]["probabilities"])
+    return None
+
+
+def _names_from_predictions(images: list[dict], count: int) -> list[str] | None:
+    """The class list rebuilt from (index, label) pairs of every recorded prediction, or None
+    unless each of the ``count`` indices appears, with one label only."""
+    seen: dict[int, str] = {}
+    for image in images:
+        attack = image.get("attack") or {}
+        for prediction in (image.get("clean"), attack.get("adversarial"), image.get("noise")):
+            if not prediction or prediction.get("index") is None:
+                continue
+            index, label = int(prediction["index"]), str(prediction["label"])
+            if seen.setdefault(index, label) != label:
+                return None
+    if sorted(seen) != list(range(count)):
+        return None
+    return [seen[i] for i in range(count)]
+
+
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     """numerator / denominator when both are finite and the denominator is positive."""
     if numerator is None or denominator is None:
@@ -336,6 +390,7 @@ def render_docs(manifest: dict, docs_dir: Path, repo_root: Path) -> list[Path]:
         "example": images[0] if images else None,
         "ex": facts[images[0]["id"]] if images else None,
         "model_figures": manifest.get("figures") or {},
+        "net": model_facts(manifest),
         "code": attack_code(repo_root, ATTACK_FUNCTIONS.get(manifest["attack_settings"]["method"],
                                                             ATTACK_FUNCTIONS["fgsm"])),
         "search_code": attack_code(repo_root, SEARCH_FUNCTIONS),

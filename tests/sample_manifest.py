@@ -130,9 +130,18 @@ def image_record(image_id: str, title: str | None = None, *, outcome: str = "fli
 
 
 def sample_manifest(images: list[dict] | None = None, *, targeted: bool = False,
-                    training: bool = True, robustness: bool = True,
+                    training: bool = True, robustness: bool = True, imported: bool = False,
+                    model_class_names: list[str] | None = None,
+                    failures: list[dict] | None = None,
                     title: str = "Butterfly sample") -> dict:
-    """A complete manifest. Defaults: two untargeted images, the first flipped."""
+    """A complete manifest. Defaults: two untargeted images, the first flipped.
+
+    ``imported=True`` is a model trained elsewhere and attacked without data: dataset,
+    training and robustness null, model-level figures only ``butterfly_all``.
+    ``model_class_names`` goes into ``model.class_names``.
+    """
+    if imported:
+        training = robustness = False
     if images is None:
         images = [image_record("ankle-boot", "Ankle boot 5420"),
                   image_record("bag", "Bag 1331", outcome="not_fooled", true_label="Bag",
@@ -147,14 +156,18 @@ def sample_manifest(images: list[dict] | None = None, *, targeted: bool = False,
         "versions": {"python": "3.11.2", "tensorflow": "2.21.0", "keras": "3.15.0",
                      "numpy": "2.1.0", "mkdocs": "1.6.1", "mkdocs_material": "9.8.2"},
         "seeds": {"training": 7, "noise": 11},
-        "dataset": {"name": "Fashion-MNIST (subset)", "source": "embedded",
-                    "class_names": list(CLASS_NAMES), "input_shape": [28, 28, 1],
-                    "train_size": 6000, "test_size": 1000, "provenance": "sample provenance",
-                    "licence": "MIT"},
-        "model": {"source": "trained" if training else "imported", "file": "build/model.keras",
+        "dataset": None if imported else {
+            "name": "Fashion-MNIST (subset)", "source": "embedded",
+            "class_names": list(CLASS_NAMES), "input_shape": [28, 28, 1],
+            "train_size": 6000, "test_size": 1000, "provenance": "sample provenance",
+            "licence": "MIT"},
+        "model": {"source": "trained" if training else "imported",
+                  "file": "../models/tiny_vgg/model.json" if imported else "build/model.keras",
                   "architecture": "tiny_vgg", "parameters": 5450,
                   "layers": [{"name": n, "type": t, "output_shape": s, "parameters": 100}
-                             for n, t, s in LAYERS[1:]]},
+                             for n, t, s in LAYERS[1:]],
+                  **({"input_shape": [28, 28, 1]} if imported else {}),
+                  **({"class_names": list(model_class_names)} if model_class_names else {})},
         "training": None if not training else {
             "epochs": epochs, "batch_size": 64, "learning_rate": 0.001,
             "history": {"loss": [1.2, 0.7, 0.5], "accuracy": [0.6, 0.78, 0.84],
@@ -167,14 +180,16 @@ def sample_manifest(images: list[dict] | None = None, *, targeted: bool = False,
                             "step_size": None, "noise_seed": 11, "change_threshold": 0.05,
                             "zoom_layer": "max_pool_1", "zoom_filter": 2},
         "images": images,
-        "failures": [],
+        "failures": list(failures or []),
         "robustness": None if not robustness else {
             "epsilons": [0.0, 0.01, 0.02], "fgsm_accuracy": [0.83, 0.5, 0.2],
             "noise_accuracy": [0.83, 0.82, 0.81], "samples": 200},
         "figures": {key: figure(f"images/model/{key}.{'gif' if key.endswith('gif') else 'png'}",
                                 f"{key.replace('_', ' ')} of the model",
                                 frames=3 if key.endswith("gif") else None)
-                    for key in MODEL_FIGURE_KEYS if training or key not in ("training_curves", "training_gif")},
+                    for key in MODEL_FIGURE_KEYS
+                    if (training or key not in ("training_curves", "training_gif"))
+                    and (not imported or key == "butterfly_all")},
         "timings": {"train": 8.25, "attack": 1.5, "figures": 4.0},
         "cache": {"train": "miss", "attack": "miss", "figures": "miss"},
     }

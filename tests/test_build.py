@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,13 @@ def test_build_add_an_image_and_keep_going(project, capsys):
     assert manifest["cache"]["model"] == "hit" and "training Tiny VGG" not in log
     assert "ankle-boot-5420: " in log and log.count("(computed)") == 1 and log.count("(cached)") == 2
     assert manifest["images"][2]["title"] == "A <b>bag</b> | x"
+
+    # Nothing new to compute: the rebuild never imports TensorFlow.
+    script = ("import sys; from generator.build import run_build; from generator.config import load_config; "
+              f"run_build(load_config({str(config)!r})); print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    rebuilt = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout.split() == ["False", "False"]
 
     # A broken image: without --keep-going the build stops and the old site stays.
     (root / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from generator.data import load_idx_dataset
-from generator.model import build_tiny_vgg, check_fits, describe_model, layer_names, train
+from generator.model import build_tiny_vgg, check_fits, layer_names, train
+from generator.model_import import describe_model
 
 TINY_VGG = ["conv_1_1", "relu_1_1", "conv_1_2", "relu_1_2", "max_pool_1",
             "conv_2_1", "relu_2_1", "conv_2_2", "relu_2_2", "max_pool_2", "flatten", "output"]

@@ -14,8 +14,8 @@ import yaml
 
 from generator import pages, site
 from generator.errors import UserError
-from sample_manifest import (GROWING, REPO_ROOT, image_record, sample_manifest, write_sample_docs,
-                             write_sample_repo)
+from sample_manifest import (CLASS_NAMES, GROWING, REPO_ROOT, image_record, sample_manifest,
+                             write_sample_docs, write_sample_repo)
 
 EVIL_SCRIPT = "<script>alert(1)</script>"
 EVIL_MARKDOWN = "a|b*c_[x](y)"
@@ -222,6 +222,94 @@ def test_numbers_come_from_the_manifest(render):
     assert "| 0.0200 | 20.0% | 81.0% |" in out["zh/butterfly-effect.md"]
 
 
+# --- a model imported without data ----------------------------------------------------------
+
+def test_model_facts_take_classes_from_the_model_then_the_dataset():
+    facts = pages.model_facts(sample_manifest())
+    assert facts == {"imported": False, "class_names": CLASS_NAMES, "class_count": 10,
+                     "input_shape": [28, 28, 1]}
+    names = [f"class {i}" for i in range(10)]
+    facts = pages.model_facts(sample_manifest(imported=True, model_class_names=names))
+    assert facts["imported"] and facts["class_names"] == names and facts["input_shape"] == [28, 28, 1]
+
+
+def test_model_facts_rebuild_the_class_list_only_from_complete_predictions():
+    everyone = [image_record(f"i{n}", clean_label=name, true_label=name,
+                             adversarial_label=CLASS_NAMES[(n + 1) % 10])
+                for n, name in enumerate(CLASS_NAMES)]
+    manifest = sample_manifest(everyone, imported=True)
+    del manifest["model"]["input_shape"]
+    facts = pages.model_facts(manifest)
+    assert facts["class_names"] == CLASS_NAMES and facts["class_count"] == 10
+    assert facts["input_shape"] == [28, 28, 1]  # the first image's input layer
+    facts = pages.model_facts(sample_manifest(imported=True))  # 3 of 10 classes seen
+    assert facts["class_names"] is None and facts["class_count"] == 10
+    clash = copy.deepcopy(everyone)
+    clash[1]["clean"]["index"] = clash[0]["clean"]["index"]  # one index, two labels
+    assert pages.model_facts(sample_manifest(clash, imported=True))["class_names"] is None
+
+
+def test_an_imported_model_without_data_is_described_honestly(render):
+    names = ["red panda", "lady|bug", "lifeboat", "pizza", "bell pepper", "school bus", "koala",
+             "espresso", "orange", "sport car"]
+    out = render(imported=True, model_class_names=names)
+    for lang in pages.LANGUAGES:
+        for page in pages.PAGES:
+            assert f"{lang}/{page}" in out
+    everything = "\n".join(out.values())
+    assert "Fashion" not in everything and "| Epoch |" not in everything
+    file = pages.escape_markdown("../models/tiny_vgg/model.json")
+    row = "| conv\\_1\\_1 | Conv2D | 26 × 26 × 10 | 100 |"
+    home, zh_home = out["en/index.md"], out["zh/index.md"]
+    assert "Dataset: none" in home and "数据集：无" in zh_home
+    assert f"imported from {file}" in " ".join(home.split()) and f"从 {file} 导入" in zh_home
+    assert "accuracy on" not in home and "准确率为" not in zh_home
+    assert row in home and row in zh_home
+    listed = ", ".join(pages.escape_markdown(n) for n in names)
+    assert f"one of 10 classes: {listed}." in home
+    assert "、".join(pages.escape_markdown(n) for n in names) in zh_home
+    assert "accuracy as ε grows" not in home and "准确率随 ε 的变化" not in zh_home
+    training, zh_training = out["en/training.md"], out["zh/training.md"]
+    assert "trained elsewhere" in training and "在别处训练" in zh_training
+    assert "No dataset was loaded" in training and "没有载入数据集" in zh_training
+    assert row in training and row in zh_training
+    assert "images/model/butterfly_all.png" in out["en/butterfly-effect.md"]
+    assert "## Accuracy as ε grows" not in out["en/butterfly-effect.md"]
+    assert "## 准确率随 ε 的变化" not in out["zh/butterfly-effect.md"]
+    assert "(unused" in out["en/reproduce.md"] and "未使用" in out["zh/reproduce.md"]
+    # The abstract stays one admonition with one list item per fact.
+    items = rendered(home).text["li"]
+    assert any(item.startswith("Dataset: none.") for item in items)
+
+
+def test_an_imported_model_without_a_class_list_gives_only_the_count(render):
+    out = render(imported=True)
+    assert "It answers with one of 10 classes." in out["en/index.md"]
+    assert "它的回答是 10 个类别之一。" in out["zh/index.md"]
+    assert "The model answers with one of 10 classes." in out["en/training.md"]
+
+
+# --- failures on the home page ---------------------------------------------------------------
+
+def test_failures_are_listed_near_the_top_of_the_home_page(render):
+    failures = [{"source": f"content/images/{EVIL_MARKDOWN}.png", "message": EVIL_SCRIPT},
+                {"source": "broken.png", "message": "cannot decode"}]
+    out = render(failures=failures)
+    for lang, title, sep in (("en", "Images that could not be processed", ": "),
+                             ("zh", "无法处理的图片", "：")):
+        home = out[f"{lang}/index.md"]
+        assert home.index(f'!!! failure "{title}"') < home.index("## 1.")
+        html = markdown.markdown(home, extensions=EXTENSIONS)
+        assert "<script>" not in html
+        box = re.search(r'<div class="admonition failure">(.*?)</div>', html, re.S).group(1)
+        items = re.findall(r"<li>(.*?)</li>", box, re.S)
+        assert items == [f"content/images/{EVIL_MARKDOWN}.png{sep}&lt;script&gt;alert(1)&lt;/script&gt;",
+                         f"broken.png{sep}cannot decode"], lang
+    assert "2 more could not be processed" in out["en/index.md"]
+    assert "另有 2 张无法处理" in out["zh/index.md"]
+    assert "could not be processed" not in render()["en/index.md"]
+
+
 # --- the attack code -------------------------------------------------------------------------
 
 def test_function_source_reads_the_function_with_its_decorator(tmp_path):
@@ -383,6 +471,8 @@ def test_hostile_text_is_shown_as_text(built):
         html_pages(built)["en/index.html"]
     assert "<title>&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in html_pages(built)["index.html"]
     assert f"<li>{EVIL_MARKDOWN}.png: &lt;script&gt;" in gallery
+    assert f"<li>{EVIL_MARKDOWN}.png: &lt;script&gt;" in html_pages(built)["en/index.html"]
+    assert f"<li>{EVIL_MARKDOWN}.png：&lt;script&gt;" in html_pages(built)["zh/index.html"]
 
 
 def test_a_broken_link_fails_the_strict_build_and_keeps_the_old_site(tmp_path):
@@ -452,3 +542,17 @@ def test_a_build_without_images_or_training_still_builds(tmp_path):
     assert "Images:" not in (docs / pages.NAV_FILE).read_text("utf-8")
     home = (root / "site" / "en" / "index.html").read_text("utf-8")
     assert "No image was processed" in home and "1\ncould not be processed" in home
+
+
+def test_an_imported_model_without_data_builds_a_strict_site(tmp_path):
+    root = write_sample_repo(tmp_path / "repo")
+    docs = root / "build" / "docs"
+    manifest = sample_manifest(imported=True,
+                               failures=[{"source": "broken.png", "message": "cannot decode"}])
+    pages.render_docs(write_sample_docs(docs, manifest), docs, root)
+    site.build_site(root, docs, root / "site")
+    built_pages = html_pages(root / "site")
+    for lang in pages.LANGUAGES:
+        assert "<td>conv_1_1</td>" in built_pages[f"{lang}/training/index.html"]
+        assert "<td>conv_1_1</td>" in built_pages[f"{lang}/index.html"]
+    assert "<li>broken.png: cannot decode</li>" in built_pages["en/index.html"]
