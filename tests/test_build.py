@@ -68,3 +68,42 @@ def test_build_add_an_image_and_keep_going(project, capsys):
     assert len(manifest["failures"]) == 1 and "broken.png" in manifest["failures"][0]["message"]
     home = (site / "en" / "index.html").read_text()
     assert "broken.png" in home
+
+
+def test_imported_model_with_other_layers_gets_per_layer_figures(tmp_path):
+    import keras
+    import numpy as np
+    import yaml
+    from PIL import Image
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((20, 20, 3))
+    x = keras.layers.Conv2D(4, 3, name="features")(inputs)
+    x = keras.layers.BatchNormalization(name="norm")(x)
+    x = keras.layers.ReLU(name="rectify")(x)
+    x = keras.layers.Conv2D(6, 3, strides=2, name="mixer")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="scores")(x)
+    keras.Model(inputs, outputs, name="other").save(tmp_path / "other.keras")
+    rng = np.random.default_rng(0)
+    for name, size in (("wide.png", (40, 30)), ("small.jpg", (12, 12))):
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(tmp_path / name)
+    (tmp_path / "site_config").mkdir()
+    config = tmp_path / "site_config" / "site.yml"
+    config.write_text(yaml.safe_dump({
+        "data": {"source": "none"},
+        "model": {"source": "file", "path": "other.keras", "class_names": ["cat", "dog", "fish"]},
+        "attack": {"epsilon_max": 0.5},
+        "images": [{"path": "wide.png"}, {"path": "small.jpg", "label": "fish", "attack": {"target": "cat"}}],
+    }))
+    manifest = run_build(load_config(config))
+    assert manifest["dataset"] is None and manifest["training"] is None and manifest["model"]["source"] == "imported"
+    first, second = manifest["images"]
+    assert [layer["name"] for layer in first["layers"]] == ["input", "features", "norm", "rectify", "mixer", "pool",
+                                                            "scores"]
+    assert {"grid_features", "grid_norm", "grid_rectify", "grid_mixer"} <= set(first["figures"])
+    assert "grid_pool" not in first["figures"]
+    assert second["attack"]["targeted"] and second["attack"]["target"] == "cat"
+    if second["attack"]["succeeded"]:
+        assert second["attack"]["adversarial"]["label"] == "cat"
+    assert (tmp_path / "site" / "en" / "examples" / "small" / "index.html").is_file()
