@@ -7,6 +7,7 @@ content cache (``build/cache``), so a build with nothing new to compute never im
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import sys
@@ -60,11 +61,31 @@ class Build:
     def keras_model(self):
         """The stage's Keras model, loaded on first use only (this is what imports TensorFlow)."""
         if self._model is None:
-            if self.model_loader is None:
+            with self.quiet_tensorflow():
                 import keras
-                self.model_loader = lambda: keras.saving.load_model(self.model_dir / "model.keras", compile=False)
-            self._model = self.model_loader()
+                if self.model_loader is None:
+                    self.model_loader = lambda: keras.saving.load_model(self.model_dir / "model.keras", compile=False)
+                self._model = self.model_loader()
         return self._model
+
+    @contextmanager
+    def quiet_tensorflow(self):
+        """Hide the notes TensorFlow's C++ core writes straight to stderr (shown with --verbose).
+
+        Python exceptions still propagate; only file descriptor 2 is muted for the duration.
+        """
+        if self.verbose:
+            yield
+            return
+        sys.stderr.flush()
+        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(null)
 
 
 def library_versions() -> dict[str, str]:

@@ -210,6 +210,10 @@ def check_inputs(config: Config) -> None:
         problems.append(f"data.path: required when data.source is '{config.data.source}'")
     elif config.data.source in ("idx", "folder") and not config.resolve(config.data.path).is_dir():
         problems.append(f"data.path: folder not found: {config.data.path}")
+    if config.data.source == "none" and config.model.source == "train":
+        problems.append("data.source: 'none' needs model.source: file (training needs data)")
+    if config.data.source == "none" and config.model.source == "file" and not config.model.class_names:
+        problems.append("model.class_names: required when data.source is 'none' (the model's output order)")
     if config.data.source == "download" and not config.data.recipe:
         problems.append("data.recipe: required when data.source is 'download'")
     if config.model.source == "file":

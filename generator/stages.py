@@ -22,6 +22,7 @@ from .errors import UserError
 if TYPE_CHECKING:
     from .build import Build
 
+
 def load_dataset(config: Config) -> Dataset:
     data = config.data
     if data.source == "embedded":
@@ -30,13 +31,16 @@ def load_dataset(config: Config) -> Dataset:
         return load_idx_dataset(config.resolve(data.path), data.class_names)
     if data.source == "folder":
         from .folder_data import load_folder_dataset
-        return load_folder_dataset(config.resolve(data.path), None, data.validation_split, data.seed)
+        return load_folder_dataset(config.resolve(data.path), None, data.validation_split, data.seed,
+                                   class_names=data.class_names)
     from .download import load_recipe
     return load_recipe(data.recipe, seed=data.seed)
+
 
 def model_key(config: Config, dataset_fingerprint: str) -> str:
     return content_key("model", section_dict(config.model), section_dict(config.training), dataset_fingerprint,
                        code_version("model"), metadata.version("keras"))
+
 
 def train_model(build: Build, dataset: Dataset, out: Path) -> None:
     """Train Tiny VGG into ``out``: model.keras, snapshots.npz (weights per epoch), model.json."""
@@ -47,13 +51,15 @@ def train_model(build: Build, dataset: Dataset, out: Path) -> None:
     problem = check_fits(dataset.input_shape, config.model.blocks)
     if problem:
         raise UserError(f"model.blocks: {problem}")
-    model = build_tiny_vgg(dataset.input_shape, len(dataset.class_names), blocks=config.model.blocks,
-                           filters=config.model.filters, seed=config.training.seed)
     t = config.training
     build.log(f"[model] training Tiny VGG on {len(dataset.x_train)} images for {t.epochs} epochs")
-    result = train(model, dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test, epochs=t.epochs,
-                   batch_size=t.batch_size, learning_rate=t.learning_rate, seed=t.seed,
-                   verbose=1 if sys.stderr.isatty() else 2)
+    with build.quiet_tensorflow():
+        model = build_tiny_vgg(dataset.input_shape, len(dataset.class_names), blocks=config.model.blocks,
+                               filters=config.model.filters, seed=t.seed)
+        # Keras writes its progress to stdout, which stays visible.
+        result = train(model, dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test, epochs=t.epochs,
+                       batch_size=t.batch_size, learning_rate=t.learning_rate, seed=t.seed,
+                       verbose=1 if sys.stdout.isatty() else 2)
     model.save(out / "model.keras")
     np.savez_compressed(out / "snapshots.npz", **{
         f"epoch_{e + 1:03d}/{i}": w for e, weights in enumerate(result.snapshots) for i, w in enumerate(weights)})
@@ -67,6 +73,7 @@ def train_model(build: Build, dataset: Dataset, out: Path) -> None:
         },
     }
     (out / "model.json").write_text(json.dumps(info, indent=1))
+
 
 def stage_model(build: Build, dataset: Dataset) -> dict:
     """Train (or reuse) the model; returns the manifest's model record."""
@@ -85,11 +92,13 @@ def stage_model(build: Build, dataset: Dataset) -> dict:
         info["training"]["cached"] = build.cache_status["model"] == "hit"
     return info
 
+
 def imported_model_key(config: Config, class_names: list[str]) -> str:
     path = config.resolve(config.model.path)
     files = sorted(path.parent.glob("*.bin")) + [path] if path.suffix == ".json" else [path]
     return content_key("imported", [file_digest(f) for f in files], class_names, list(config.model.input_range),
                        code_version("model_import"))
+
 
 def stage_imported_model(build: Build, class_names: list[str]) -> dict:
     """Import a model trained elsewhere; it is loaded from the user's file whenever it is needed."""
@@ -115,9 +124,11 @@ def stage_imported_model(build: Build, class_names: list[str]) -> dict:
             (out / "model.json").write_text(json.dumps(info, indent=1))
     return json.loads((build.model_dir / "model.json").read_text())
 
+
 def _import(path: Path, class_names: list[str], input_range) -> object:
     from .model_import import load_model
     return load_model(path, class_names, tuple(input_range))
+
 
 def attack_settings(config: Config, overrides: dict, class_names: list[str], where: str):
     """The config's attack section with an image's overrides; the target name becomes an index."""
@@ -140,6 +151,7 @@ def attack_settings(config: Config, overrides: dict, class_names: list[str], whe
                           step_size=merged["step_size"], noise_seed=merged["noise_seed"],
                           clip_min=low, clip_max=high)
 
+
 def compute_image(build: Build, entry, settings, class_names: list[str], out: Path) -> None:
     """Attack one image and probe every layer; writes record.json and arrays.npz into ``out``."""
     from .attack import attack_image
@@ -160,6 +172,7 @@ def compute_image(build: Build, entry, settings, class_names: list[str], out: Pa
     (out / "record.json").write_text(json.dumps(record, indent=1))
     np.savez_compressed(out / "arrays.npz", x=entry.pixels, x_adv=x_adv, x_noise=x_noise, gradient_sign=direction,
                         **arrays, **sweep)
+
 
 def stage_images(build: Build, entries: list, class_names: list[str], failures: list[dict]) -> list[dict]:
     """Attack, probe and draw each image (cached per image); returns the manifest's image records."""
@@ -206,6 +219,7 @@ def stage_images(build: Build, entries: list, class_names: list[str], failures: 
             build.log(f"[images] {number}/{len(entries)} {entry.id}: FAILED: {error}")
     return records
 
+
 def compute_model_extras(build: Build, dataset: Dataset | None, info: dict, out: Path) -> None:
     """Feature maps of the probe image after every epoch, and accuracy against epsilon."""
     from .probe import layer_activations, robustness_curve
@@ -239,6 +253,7 @@ def compute_model_extras(build: Build, dataset: Dataset | None, info: dict, out:
                                                 config.robustness.epsilons, seed=config.attack.noise_seed)
     (out / "extras.json").write_text(json.dumps(extras, indent=1))
 
+
 def model_figures(build: Build, info: dict, training: dict | None, extras_dir: Path, out: Path) -> dict:
     from . import figures
 
@@ -262,6 +277,7 @@ def model_figures(build: Build, info: dict, training: dict | None, extras_dir: P
     for figure in made.values():
         figure["path"] = Path(figure["path"]).name
     return made
+
 
 def stage_model_extras(build: Build, dataset: Dataset | None, info: dict, training: dict | None):
     """Returns (extras dict, model figure records, folder holding the figure files)."""

@@ -76,3 +76,12 @@ def test_default_config_is_valid_and_documented():
             continue
         for key in model.annotation.model_fields:
             assert f"`{section}.{key}`" in readme, f"{section}.{key} is not documented in README.md"
+
+
+def test_data_none_needs_an_imported_model_with_class_names(tmp_path):
+    image = tmp_path / "a.png"
+    image.write_bytes(b"")
+    (tmp_path / "site.yml").write_text("data:\n  source: none\nimages:\n  - path: a.png\n")
+    with pytest.raises(UserError) as caught:
+        load_config(tmp_path / "site.yml")
+    assert str(caught.value).endswith("data.source: 'none' needs model.source: file (training needs data)")
