@@ -161,30 +161,9 @@ def check_all(config: Config) -> str:
             f"{len(entries)} images, model {config.model.source}")
 
 
-def run_train(config: Config, *, verbose: bool = False) -> dict:
-    """Stages config, data and model only; writes build/manifest.json with what is known."""
-    build = Build(config, verbose=verbose)
-    manifest = base_manifest(build)
-    with build.stage("data"):
-        dataset = load_dataset(config)
-        manifest["dataset"] = dataset_record(dataset)
-    with build.stage("model"):
-        model_info = stage_model(build, dataset)
-    manifest["training"] = model_info.pop("training", None)
-    manifest["model"] = model_info
-    manifest["timings"] = build.timings
-    manifest["cache"] = build.cache_status
-    write_json_atomic(build.build_dir / "manifest.json", manifest)
-    return manifest
-
-
-def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False) -> dict:
-    """The whole pipeline; returns the manifest (also written to build/ and published with the site)."""
-    from .config import REPO_ROOT
-
-    build = Build(config, verbose=verbose, keep_going=keep_going)
-    manifest = base_manifest(build)
-    failures: list[dict] = []
+def prepare_model(build: Build, manifest: dict):
+    """Stages data and model: returns (dataset or None, class names, input shape, training record)."""
+    config = build.config
     with build.stage("data"):
         dataset = None if config.data.source == "none" else load_dataset(config)
         manifest["dataset"] = dataset_record(dataset) if dataset else None
@@ -198,6 +177,29 @@ def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False
             input_shape = dataset.input_shape
         training = info.pop("training", None)
         info["class_names"] = class_names
+    manifest["model"] = info
+    return dataset, class_names, input_shape, training
+
+
+def run_train(config: Config, *, verbose: bool = False) -> dict:
+    """Stages data and model only; writes build/manifest.json with what is known."""
+    build = Build(config, verbose=verbose)
+    manifest = base_manifest(build)
+    manifest["training"] = prepare_model(build, manifest)[3]
+    manifest["timings"] = build.timings
+    manifest["cache"] = build.cache_status
+    write_json_atomic(build.build_dir / "manifest.json", manifest)
+    return manifest
+
+
+def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False) -> dict:
+    """The whole pipeline; returns the manifest (also written to build/ and published with the site)."""
+    from .config import REPO_ROOT
+
+    build = Build(config, verbose=verbose, keep_going=keep_going)
+    manifest = base_manifest(build)
+    failures: list[dict] = []
+    dataset, class_names, input_shape, training = prepare_model(build, manifest)
     with build.stage("images"):
         from .images import collect_image_list, resolve_image_list
 
@@ -210,11 +212,11 @@ def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False
         if not records:
             raise UserError("no image could be attacked: " + "; ".join(f["message"] for f in failures))
     with build.stage("model figures"):
-        extras, model_figs, model_figs_dir = stage_model_extras(build, dataset, info, training)
+        extras, model_figs, model_figs_dir = stage_model_extras(build, dataset, training)
     if training:
         training["probe_image"] = extras["probe_image"]
     manifest.update({
-        "model": info, "training": training, "attack_settings": {
+        "training": training, "attack_settings": {
             **section_dict(config.attack), "targeted": config.attack.target is not None,
             "zoom_layer": config.figures.zoom_layer,
             "zoom_filter": config.figures.zoom_filter},
@@ -227,7 +229,6 @@ def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False
         build_site(REPO_ROOT, build.docs_dir, build.site_dir)
     manifest["timings"] = build.timings
     manifest["cache"] = build.cache_status
-    manifest["site_dir"] = str(build.site_dir)
     write_json_atomic(build.build_dir / "manifest.json", manifest)
     write_json_atomic(build.site_dir / "manifest.json", manifest)
     return manifest

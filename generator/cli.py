@@ -57,6 +57,8 @@ def _train(args) -> int:
     if training:
         how = "reused from cache" if training["cached"] else f"trained in {training['seconds']:.1f} s"
         print(f"test accuracy {training['test_accuracy']:.2%} after {training['epochs']} epochs ({how})")
+    else:
+        print(f"model imported from {manifest['model']['file']}: nothing to train")
     return 0
 
 
@@ -64,9 +66,10 @@ def _build(args) -> int:
     from .build import run_build
     from .config import load_config
 
-    manifest = run_build(load_config(args.config), verbose=args.verbose, keep_going=args.keep_going)
+    config = load_config(args.config)
+    manifest = run_build(config, verbose=args.verbose, keep_going=args.keep_going)
     failures = manifest.get("failures") or []
-    print(f"site built in {Path(manifest['site_dir'])} ({len(manifest['images'])} images"
+    print(f"site built in {config.base_dir / 'site'} ({len(manifest['images'])} images"
           f"{f', {len(failures)} failed' if failures else ''})")
     return 0
 

@@ -220,7 +220,7 @@ def stage_images(build: Build, entries: list, class_names: list[str], failures: 
     return records
 
 
-def compute_model_extras(build: Build, dataset: Dataset | None, info: dict, out: Path) -> None:
+def compute_model_extras(build: Build, dataset: Dataset | None, out: Path) -> None:
     """Feature maps of the probe image after every epoch, and accuracy against epsilon."""
     from .probe import layer_activations, robustness_curve
 
@@ -254,7 +254,7 @@ def compute_model_extras(build: Build, dataset: Dataset | None, info: dict, out:
     (out / "extras.json").write_text(json.dumps(extras, indent=1))
 
 
-def model_figures(build: Build, info: dict, training: dict | None, extras_dir: Path, out: Path) -> dict:
+def model_figures(build: Build, training: dict | None, extras_dir: Path, out: Path) -> dict:
     from . import figures
 
     extras = json.loads((extras_dir / "extras.json").read_text())
@@ -279,19 +279,19 @@ def model_figures(build: Build, info: dict, training: dict | None, extras_dir: P
     return made
 
 
-def stage_model_extras(build: Build, dataset: Dataset | None, info: dict, training: dict | None):
+def stage_model_extras(build: Build, dataset: Dataset | None, training: dict | None):
     """Returns (extras dict, model figure records, folder holding the figure files)."""
     config = build.config
     key = content_key("extras", build.model_key, config.training.probe_image, section_dict(config.robustness),
                       config.attack.noise_seed, dataset.fingerprint() if dataset else None, code_version("probe", "attack"))
     if not build.cache.has("extras", key):
         with build.cache.write("extras", key) as out:
-            compute_model_extras(build, dataset, info, out)
+            compute_model_extras(build, dataset, out)
     extras_dir = build.cache.path("extras", key)
     figure_key = content_key("model_figures", key, section_dict(config.figures), code_version("figures"))
     if not build.cache.has("figures", figure_key):
         with build.cache.write("figures", figure_key) as out:
-            made = model_figures(build, info, training, extras_dir, out)
+            made = model_figures(build, training, extras_dir, out)
             (out / "figures.json").write_text(json.dumps(made, indent=1))
     figures_dir = build.cache.path("figures", figure_key)
     return (json.loads((extras_dir / "extras.json").read_text()),
