@@ -68,9 +68,11 @@ def image_figures(record: dict, arrays: dict, class_names: list[str], settings, 
                                                arrays["sweep_probabilities"], arrays["sweep_labels"],
                                                int(arrays["sweep_flip_index"]), class_names, out / "sweep.gif",
                                                fps=settings.gif_fps, k=settings.top_k,
-                                               max_frames=settings.gif_max_frames))
+                                               max_frames=settings.gif_max_frames,
+                                               max_bytes=settings.gif_max_kb * 1000))
     add("propagation_gif", figures.propagation_gif([(n, c, a) for (n, c), (_, a) in zip(clean, adversarial)],
-                                                   out / "propagation.gif", fps=max(settings.gif_fps / 3, 0.5)))
+                                                   out / "propagation.gif", fps=max(settings.gif_fps / 3, 0.5),
+                                                   max_bytes=settings.gif_max_kb * 1000))
     return made
 
 

@@ -258,6 +258,7 @@ def model_figures(build: Build, training: dict | None, extras_dir: Path, out: Pa
     from . import figures
 
     extras = json.loads((extras_dir / "extras.json").read_text())
+    settings = build.config.figures
     made = {}
     if training:
         made["training_curves"] = figures.training_curves(training["history"], out / "training_curves.png")
@@ -268,7 +269,9 @@ def model_figures(build: Build, training: dict | None, extras_dir: Path, out: Pa
             epoch_maps = [(int(epoch.split("_")[1]), [(name.split("/")[1], npz[name]) for name in npz.files
                                                       if name.startswith(epoch + "/")]) for epoch in epochs]
             made["training_gif"] = figures.training_gif(epoch_maps, training["history"]["val_accuracy"],
-                                                        out / "training.gif", fps=max(build.config.figures.gif_fps / 2, 0.5))
+                                                        out / "training.gif", fps=max(settings.gif_fps / 2, 0.5),
+                                                        max_frames=settings.gif_max_frames,
+                                                        max_bytes=settings.gif_max_kb * 1000)
             made["first_layer_filters"] = figures.first_layer_filters(npz["kernel"], out / "first_layer_filters.png")
     if extras["robustness"]:
         r = extras["robustness"]
