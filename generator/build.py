@@ -68,24 +68,28 @@ class Build:
                 self._model = self.model_loader()
         return self._model
 
-    @contextmanager
     def quiet_tensorflow(self):
-        """Hide the notes TensorFlow's C++ core writes straight to stderr (shown with --verbose).
+        return quiet_tensorflow(self.verbose)
 
-        Python exceptions still propagate; only file descriptor 2 is muted for the duration.
-        """
-        if self.verbose:
-            yield
-            return
-        sys.stderr.flush()
-        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.close(null)
+
+@contextmanager
+def quiet_tensorflow(verbose: bool = False):
+    """Hide the notes TensorFlow's C++ core writes straight to stderr (shown with --verbose).
+
+    Python exceptions still propagate; only file descriptor 2 is muted for the duration.
+    """
+    if verbose:
+        yield
+        return
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def library_versions() -> dict[str, str]:
@@ -145,19 +149,20 @@ def image_entries(config: Config) -> list[dict]:
              "attack": entry.attack.model_dump(exclude_none=True)} for entry in config.images]
 
 
-def check_all(config: Config) -> str:
+def check_all(config: Config, *, verbose: bool = False) -> str:
     """Validate inputs beyond the config file: data loads, images decode, a model file loads."""
     from .images import resolve_image_list
 
-    dataset = load_dataset(config)
-    class_names = config.model.class_names or dataset.class_names
-    input_shape = dataset.input_shape
+    dataset = None if config.data.source == "none" else load_dataset(config)
+    class_names = list(config.model.class_names or dataset.class_names)
+    input_shape = dataset.input_shape if dataset else None
     if config.model.source == "file":
         from .model_import import load_model
-        model = load_model(config.resolve(config.model.path), class_names, tuple(config.model.input_range))
+        with quiet_tensorflow(verbose):
+            model = load_model(config.resolve(config.model.path), class_names, tuple(config.model.input_range))
         input_shape = tuple(int(d) for d in model.input_shape[1:])
     entries = resolve_image_list(image_entries(config), class_names, config.base_dir, input_shape)
-    return (f"config {config.config_file} is valid: {dataset.name}, {len(class_names)} classes, "
+    return (f"config {config.config_file} is valid: {dataset.name if dataset else 'no dataset'}, {len(class_names)} classes, "
             f"{len(entries)} images, model {config.model.source}")
 
 

@@ -43,7 +43,7 @@ def _check(args) -> int:
     from .build import check_all
     from .config import load_config
 
-    summary = check_all(load_config(args.config))
+    summary = check_all(load_config(args.config), verbose=args.verbose)
     print(summary)
     return 0
 

@@ -33,7 +33,7 @@ def test_missing_config_is_a_user_error(tmp_path):
 def test_internal_error_exits_1(monkeypatch, project, capsys):
     import generator.build
 
-    def broken(config):
+    def broken(config, **options):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(generator.build, "check_all", broken)
