@@ -103,11 +103,9 @@ def _deploy(args) -> int:
 
 def _clean(args) -> int:
     from .build import clean
-    from .config import DEFAULT_CONFIG
+    from .config import DEFAULT_CONFIG, project_root
 
-    root = (args.config.resolve().parent if args.config else DEFAULT_CONFIG.parent)
-    root = root.parent if root.name == "site_config" else root
-    removed = clean(root)
+    removed = clean(project_root(args.config or DEFAULT_CONFIG))
     print("removed " + ", ".join(str(p) for p in removed) if removed else "nothing to remove")
     return 0
 

@@ -184,13 +184,17 @@ def _describe(error: dict) -> str:
     return f"{error['msg'].lower()}, got {value!r}"
 
 
+def project_root(config_file: Path) -> Path:
+    """The folder paths in a config are relative to: the one holding site_config/, else the file's own."""
+    folder = Path(config_file).resolve().parent
+    return folder.parent if folder.name == "site_config" else folder
+
+
 def parse_config(data: Any, config_file: Path) -> Config:
     """Validate a parsed YAML document; raise UserError listing every problem."""
     if not isinstance(data, dict):
         raise UserError(f"{config_file}: expected a mapping of sections at the top level")
-    base_dir = config_file.resolve().parent
-    if base_dir.name == "site_config":
-        base_dir = base_dir.parent
+    base_dir = project_root(config_file)
     try:
         config = Config.model_validate({**data, "config_file": config_file, "base_dir": base_dir},
                                        strict=False)
