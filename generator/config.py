@@ -6,14 +6,13 @@ that names the key path and the bad value, with a did-you-mean for misspelt keys
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import UserError
+from .errors import UserError, suggest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "site_config" / "site.yml"
@@ -162,9 +161,8 @@ def _describe(error: dict) -> str:
     """One readable sentence for one pydantic error."""
     kind, loc, value = error["type"], error["loc"], error.get("input")
     if kind == "extra_forbidden":
-        key = loc[-1]
-        close = difflib.get_close_matches(str(key), _allowed_keys(loc), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else f" (allowed: {', '.join(_allowed_keys(loc))})"
+        key, allowed = str(loc[-1]), _allowed_keys(loc)
+        hint = suggest(key, allowed) or f" (allowed: {', '.join(allowed)})"
         return f"unknown key '{key}'{hint}"
     if kind == "missing":
         return "is required but missing"

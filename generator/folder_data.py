@@ -22,7 +22,8 @@ import numpy as np
 
 from .data import Dataset
 from .errors import UserError
-from .images import IMAGE_SUFFIXES, infer_input_shape, load_image, suggest
+from .errors import suggest
+from .images import IMAGE_SUFFIXES, infer_input_shape, load_image
 
 
 def list_class_folders(root: str | Path, class_names: Sequence[str] | None = None) -> dict[str, list[Path]]:

@@ -22,18 +22,17 @@ A file that is missing, not an image, corrupt or truncated, or too large raises
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import UserError
+from .errors import UserError, suggest
 
 MAX_IMAGE_PIXELS = 40_000_000
 PILLOW_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
@@ -194,14 +193,6 @@ def slugify(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     return slug or "image"
-
-
-def suggest(word: str, choices: Iterable[str]) -> str:
-    """' (did you mean 'x'?)' for the closest choice, ignoring case, or ''."""
-    choices = list(choices)
-    lowered = {choice.lower(): choice for choice in choices}
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return f" (did you mean '{lowered[close[0]]}'?)" if close else ""
 
 
 class _EntryProblem(Exception):

@@ -17,7 +17,7 @@ import numpy as np
 from .cache import code_version, content_key, file_digest
 from .config import Config, section_dict
 from .data import Dataset, load_embedded, load_idx_dataset
-from .errors import UserError
+from .errors import UserError, suggest
 
 if TYPE_CHECKING:
     from .build import Build
@@ -139,10 +139,7 @@ def attack_settings(config: Config, overrides: dict, class_names: list[str], whe
     target_index = None
     if target is not None:
         if target not in class_names:
-            import difflib
-            close = difflib.get_close_matches(target, class_names, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise UserError(f"{where}.target: unknown class '{target}'{hint}")
+            raise UserError(f"{where}.target: unknown class '{target}'{suggest(target, class_names)}")
         target_index = class_names.index(target)
     low, high = 0.0, 1.0
     return AttackSettings(method=merged["method"], epsilon_start=merged["epsilon_start"],
