@@ -15,7 +15,6 @@ replaces the recipe's own address; each file is fetched as ``<base_url>/<file na
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import http.client
 import importlib
 import io
@@ -38,7 +37,8 @@ from typing import Callable, TextIO
 import numpy as np
 
 from .data import FASHION_MNIST_CLASSES, Dataset, load_idx_dataset
-from .errors import UserError
+from .cache import file_digest
+from .errors import UserError, suggest
 
 ENV_CACHE = "BUTTERFLY_CACHE"
 ENV_BASE_URL = "BUTTERFLY_DOWNLOAD_URL"
@@ -132,19 +132,9 @@ def cache_root(cache: str | Path | None = None) -> Path:
 
 def get_recipe(name: str) -> Recipe:
     if name not in RECIPES:
-        from .images import suggest
-
         raise UserError(f"data.recipe: unknown recipe '{name}'{suggest(name, RECIPES)}; "
                         f"available: {', '.join(RECIPES)}")
     return RECIPES[name]
-
-
-def file_digest(path: str | Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _checksum_problem(path: Path, remote: RemoteFile) -> str | None:

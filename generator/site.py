@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .cache import swap_in
 from .errors import UserError
 from .pages import NAV_FILE
 
@@ -95,19 +96,14 @@ def build_site(repo_root: Path, docs_dir: Path, site_dir: Path, strict: bool = T
         raise UserError(f"{docs_dir}: no generated pages (index.md missing); run the pages stage first")
     site_dir.parent.mkdir(parents=True, exist_ok=True)
     fresh = site_dir.with_name(f".{site_dir.name}.building")
-    stale = site_dir.with_name(f".{site_dir.name}.old")
-    for leftover in (fresh, stale):
-        shutil.rmtree(leftover, ignore_errors=True)
+    shutil.rmtree(fresh, ignore_errors=True)
     result = subprocess.run(build_command(repo_root, fresh, strict), cwd=repo_root,
                             env=site_environment(docs_dir, repo_root),
                             capture_output=True, text=True)
     if result.returncode != 0 or not (fresh / "index.html").is_file():
         shutil.rmtree(fresh, ignore_errors=True)
         raise UserError(f"mkdocs build failed: {_first_problem(result.stderr + result.stdout)}")
-    if site_dir.exists():
-        site_dir.rename(stale)
-    fresh.rename(site_dir)
-    shutil.rmtree(stale, ignore_errors=True)
+    swap_in(fresh, site_dir)
     return site_dir
 
 
