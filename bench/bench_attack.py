@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from generator.attack import AttackSettings, minimal_epsilon, plain_epsilon_loop  # noqa: E402
+from generator.analysis.attack import AttackSettings, minimal_epsilon, plain_epsilon_loop  # noqa: E402
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 

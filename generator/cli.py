@@ -11,7 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .errors import UserError
+from generator.errors import UserError
 
 # TensorFlow prints pages of start-up notes; keep warnings and errors only, unless -v.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -40,8 +40,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check(args) -> int:
-    from .build import check_all
-    from .config import load_config
+    from generator.pipeline import check_all
+    from generator.inputs.config import load_config
 
     summary = check_all(load_config(args.config), verbose=args.verbose)
     print(summary)
@@ -49,8 +49,8 @@ def _check(args) -> int:
 
 
 def _train(args) -> int:
-    from .build import run_train
-    from .config import load_config
+    from generator.pipeline import run_train
+    from generator.inputs.config import load_config
 
     manifest = run_train(load_config(args.config), verbose=args.verbose)
     training = manifest.get("training")
@@ -63,8 +63,8 @@ def _train(args) -> int:
 
 
 def _build(args) -> int:
-    from .build import run_build
-    from .config import load_config
+    from generator.pipeline import run_build
+    from generator.inputs.config import load_config
 
     config = load_config(args.config)
     manifest = run_build(config, verbose=args.verbose, keep_going=args.keep_going)
@@ -75,11 +75,11 @@ def _build(args) -> int:
 
 
 def _serve(args) -> int:
-    from .build import run_build
-    from .config import load_config
-    from .site import serve
+    from generator.pipeline import run_build
+    from generator.inputs.config import load_config
+    from generator.site.mkdocs import serve
 
-    from .config import REPO_ROOT
+    from generator.inputs.config import REPO_ROOT
 
     config = load_config(args.config)
     run_build(config, verbose=args.verbose, keep_going=args.keep_going)
@@ -88,11 +88,11 @@ def _serve(args) -> int:
 
 
 def _deploy(args) -> int:
-    from .build import run_build
-    from .config import load_config
-    from .site import deploy
+    from generator.pipeline import run_build
+    from generator.inputs.config import load_config
+    from generator.site.mkdocs import deploy
 
-    from .config import REPO_ROOT
+    from generator.inputs.config import REPO_ROOT
 
     config = load_config(args.config)
     run_build(config, verbose=args.verbose)
@@ -102,8 +102,8 @@ def _deploy(args) -> int:
 
 
 def _clean(args) -> int:
-    from .build import clean
-    from .config import DEFAULT_CONFIG, project_root
+    from generator.pipeline import clean
+    from generator.inputs.config import DEFAULT_CONFIG, project_root
 
     removed = clean(project_root(args.config or DEFAULT_CONFIG))
     print("removed " + ", ".join(str(p) for p in removed) if removed else "nothing to remove")

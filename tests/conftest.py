@@ -20,7 +20,7 @@ CNN_EXPLAINER = SHARED / "fixtures" / "cnn-explainer"
 @pytest.fixture(scope="session")
 def small_idx_dir(tmp_path_factory) -> Path:
     """An IDX directory with 30 training and 10 test images per class, cut from the embedded subset."""
-    from generator.data import IDX_FILES, read_idx, write_idx
+    from generator.inputs.datasets import IDX_FILES, read_idx, write_idx
 
     source = REPO / "content" / "fashion-mnist"
     out = tmp_path_factory.mktemp("idx")
@@ -80,8 +80,8 @@ def copy_config(source: Path, root: Path) -> Path:
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory) -> Path:
     """The default site, built for real from site_config/site.yml in a scratch folder; returns that folder."""
-    from generator.build import run_build
-    from generator.config import load_config
+    from generator.pipeline import run_build
+    from generator.inputs.config import load_config
 
     root = tmp_path_factory.mktemp("default-site")
     run_build(load_config(copy_config(REPO / "site_config" / "site.yml", root)))

@@ -229,6 +229,6 @@ def write_sample_repo(root: Path, attack_source: str = SAMPLE_ATTACK_SOURCE) -> 
     root = Path(root)
     shutil.copytree(REPO_ROOT / "templates", root / "templates", dirs_exist_ok=True)
     shutil.copy2(REPO_ROOT / "mkdocs.yml", root / "mkdocs.yml")
-    (root / "generator").mkdir(parents=True, exist_ok=True)
-    (root / "generator" / "attack.py").write_text(attack_source, encoding="utf-8")
+    (root / "generator" / "analysis").mkdir(parents=True, exist_ok=True)
+    (root / "generator" / "analysis" / "attack.py").write_text(attack_source, encoding="utf-8")
     return root

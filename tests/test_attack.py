@@ -8,7 +8,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from generator.attack import (  # noqa: E402
+from generator.analysis.attack import (  # noqa: E402
     AttackSettings,
     attack_image,
     basic_iterative_method,

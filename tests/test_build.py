@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.build import run_build
-from generator.config import load_config
+from generator.pipeline import run_build
+from generator.inputs.config import load_config
 from generator.errors import UserError
 
 pytestmark = pytest.mark.slow
@@ -48,7 +48,7 @@ def test_build_add_an_image_and_keep_going(project, capsys):
     assert manifest["images"][2]["title"] == "A <b>bag</b> | x"
 
     # Nothing new to compute: the rebuild never imports TensorFlow.
-    script = ("import sys; from generator.build import run_build; from generator.config import load_config; "
+    script = ("import sys; from generator.pipeline import run_build; from generator.inputs.config import load_config; "
               f"run_build(load_config({str(config)!r})); print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     rebuilt = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
     assert rebuilt.returncode == 0, rebuilt.stderr

@@ -31,12 +31,12 @@ def test_missing_config_is_a_user_error(tmp_path):
 
 
 def test_internal_error_exits_1(monkeypatch, project, capsys):
-    import generator.build
+    import generator.pipeline
 
     def broken(config, **options):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(generator.build, "check_all", broken)
+    monkeypatch.setattr(generator.pipeline, "check_all", broken)
     assert cli.main(["check", "--config", str(project())]) == 1
     assert "internal error: RuntimeError: boom (run with -v for the traceback)" in capsys.readouterr().err
 

@@ -11,8 +11,8 @@ pytestmark = [pytest.mark.slow,
 
 
 def test_red_panda_page_reproduces_the_article(tmp_path):
-    from generator.build import run_build
-    from generator.config import load_config
+    from generator.pipeline import run_build
+    from generator.inputs.config import load_config
 
     config = load_config(copy_config(REPO / "site_config" / "cnn_explainer.yml", tmp_path))
     config.images = config.images[:2]  # the red panda and one more keep this test short

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.config import Config, load_config, parse_config
+from generator.inputs.config import Config, load_config, parse_config
 from generator.errors import UserError
 
 CONFIG = Path("site_config/site.yml")

@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 
-from generator.data import FASHION_MNIST_CLASSES, load_embedded, load_idx_dataset, read_idx, write_idx
+from generator.inputs.datasets import FASHION_MNIST_CLASSES, load_embedded, load_idx_dataset, read_idx, write_idx
 from generator.errors import UserError
 
 

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from generator import download
-from generator.data import write_idx
-from generator.download import RemoteFile, cache_root, download_file, fetch, load_recipe, read_cifar10_tarball
+from generator.inputs import download
+from generator.inputs.datasets import write_idx
+from generator.inputs.download import RemoteFile, cache_root, download_file, fetch, load_recipe, read_cifar10_tarball
 from generator.errors import UserError
 
 

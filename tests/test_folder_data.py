@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from generator.errors import UserError
-from generator.folder_data import load_folder_dataset, read_class_folders, stratified_split
+from generator.inputs.folder_data import load_folder_dataset, read_class_folders, stratified_split
 
 COLOURS = {"blue": (0, 0, 255), "green": (0, 255, 0), "red": (255, 0, 0)}
 

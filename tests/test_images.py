@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from generator import images
+from generator.inputs import images
 from generator.errors import UserError
-from generator.images import (
+from generator.inputs.images import (
     collect_image_list, infer_input_shape, load_image, resolve_image_list, slugify,
 )
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from generator.data import load_idx_dataset
-from generator.model import build_tiny_vgg, check_fits, layer_names, train
-from generator.model_import import describe_model
+from generator.inputs.datasets import load_idx_dataset
+from generator.analysis.training import build_tiny_vgg, check_fits, layer_names, train
+from generator.inputs.model_import import describe_model
 
 TINY_VGG = ["conv_1_1", "relu_1_1", "conv_1_2", "relu_1_2", "max_pool_1",
             "conv_2_1", "relu_2_1", "conv_2_2", "relu_2_2", "max_pool_2", "flatten", "output"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from generator.errors import UserError
-from generator.model_import import describe_model, load_model, load_tfjs_layers_model
+from generator.inputs.model_import import describe_model, load_model, load_tfjs_layers_model
 
 keras = pytest.importorskip("keras")
 
@@ -139,7 +139,7 @@ def test_cnn_explainer_tiny_vgg_loads_with_its_layer_names(cnn_explainer_model):
 
 
 def test_cnn_explainer_predicts_red_panda_as_measured(cnn_explainer_model):
-    from generator.images import load_image
+    from generator.inputs.images import load_image
 
     x = load_image(CNN_EXPLAINER / "panda_1.jpeg", (64, 64, 3))
     probabilities = cnn_explainer_model.predict(x[np.newaxis], verbose=0)[0]
@@ -372,7 +372,7 @@ def test_describe_model_counts_every_parameter():
 def test_wrapping_keeps_the_original_usable(tfjs_model):
     base = load_tfjs_layers_model(tfjs_model)
     before = copy.deepcopy([w.numpy() for w in base.weights])
-    from generator.model_import import fit_to_pipeline
+    from generator.inputs.model_import import fit_to_pipeline
     wrapped = fit_to_pipeline(base, ["a", "b", "c"], (0, 255))
     assert wrapped.layers[0].name == "input_scaling" and wrapped.layers[-1].name == "probabilities"
     for a, b in zip(before, [w.numpy() for w in base.weights]):

@@ -12,7 +12,7 @@ import markdown
 import pytest
 import yaml
 
-from generator import pages, site
+from generator.site import pages, mkdocs as site
 from generator.errors import UserError
 from sample_manifest import (CLASS_NAMES, GROWING, REPO_ROOT, image_record, sample_manifest,
                              write_sample_docs, write_sample_repo)
@@ -338,9 +338,9 @@ def test_the_site_shows_the_real_attack_code_unchanged(tmp_path):
     manifest = write_sample_docs(docs)
     written = pages.render_docs(manifest, docs, REPO_ROOT)
     home = next(p for p in written if p.as_posix().endswith("en/index.md")).read_text("utf-8")
-    source = (REPO_ROOT / "generator" / "attack.py").read_text("utf-8").splitlines()
+    source = (REPO_ROOT / "generator" / "analysis" / "attack.py").read_text("utf-8").splitlines()
     for name in pages.ATTACK_FUNCTIONS["fgsm"] + pages.SEARCH_FUNCTIONS:
-        excerpt = pages.function_source(REPO_ROOT / "generator" / "attack.py", name)
+        excerpt = pages.function_source(REPO_ROOT / "generator" / "analysis" / "attack.py", name)
         body = "\n".join(source[excerpt["first_line"] - 1:excerpt["last_line"]])
         assert body in home and f'linenums="{excerpt["first_line"]}"' in home
     assert "def fgsm(" in home

@@ -7,9 +7,9 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from generator.attack import AttackSettings, attack_image, gradient_sign, predict_probabilities  # noqa: E402
+from generator.analysis.attack import AttackSettings, attack_image, gradient_sign, predict_probabilities  # noqa: E402
 from generator.errors import UserError  # noqa: E402
-from generator.probe import (  # noqa: E402
+from generator.analysis.probe import (  # noqa: E402
     epsilon_sweep,
     layer_activations,
     layer_divergence,

@@ -17,7 +17,7 @@ from urllib.parse import urldefrag, urlsplit
 
 import pytest
 
-from generator import pages, site
+from generator.site import pages, mkdocs as site
 from sample_manifest import REPO_ROOT, write_sample_docs, write_sample_repo
 
 pytestmark = pytest.mark.slow

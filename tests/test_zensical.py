@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from generator import pages, site
+from generator.site import pages, mkdocs as site
 from sample_manifest import write_sample_docs, write_sample_repo
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from generator.data import FASHION_MNIST_CLASSES, IDX_FILES, _find_idx, read_idx, write_idx  # noqa: E402
+from generator.inputs.datasets import FASHION_MNIST_CLASSES, IDX_FILES, _find_idx, read_idx, write_idx  # noqa: E402
 
 SEED = 20240101
 TRAIN_PER_CLASS = 2000

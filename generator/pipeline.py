@@ -17,12 +17,12 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from . import __version__
-from .cache import StageCache, swap_in
-from .config import Config, section_dict
-from .data import Dataset
-from .errors import UserError
-from .stages import load_dataset, stage_images, stage_model, stage_imported_model, stage_model_extras
+from generator import __version__
+from generator.cache import StageCache, swap_in
+from generator.inputs.config import Config, section_dict
+from generator.inputs.datasets import Dataset
+from generator.errors import UserError
+from generator.stages.computing import load_dataset, stage_images, stage_model, stage_imported_model, stage_model_extras
 
 LIBRARIES = ["tensorflow", "tensorflow-cpu", "keras", "numpy", "matplotlib", "pillow", "imageio", "jinja2",
              "mkdocs", "mkdocs-material", "pydantic"]
@@ -151,13 +151,13 @@ def image_entries(config: Config) -> list[dict]:
 
 def check_all(config: Config, *, verbose: bool = False) -> str:
     """Validate inputs beyond the config file: data loads, images decode, a model file loads."""
-    from .images import resolve_image_list
+    from generator.inputs.images import resolve_image_list
 
     dataset = None if config.data.source == "none" else load_dataset(config)
     class_names = list(config.model.class_names or dataset.class_names)
     input_shape = dataset.input_shape if dataset else None
     if config.model.source == "file":
-        from .model_import import load_model
+        from generator.inputs.model_import import load_model
         with quiet_tensorflow(verbose):
             model = load_model(config.resolve(config.model.path), class_names, tuple(config.model.input_range))
         input_shape = tuple(int(d) for d in model.input_shape[1:])
@@ -199,14 +199,14 @@ def run_train(config: Config, *, verbose: bool = False) -> dict:
 
 def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False) -> dict:
     """The whole pipeline; returns the manifest (also written to build/ and published with the site)."""
-    from .config import REPO_ROOT
+    from generator.inputs.config import REPO_ROOT
 
     build = Build(config, verbose=verbose, keep_going=keep_going)
     manifest = base_manifest(build)
     failures: list[dict] = []
     dataset, class_names, input_shape, training = prepare_model(build, manifest)
     with build.stage("images"):
-        from .images import collect_image_list, resolve_image_list
+        from generator.inputs.images import collect_image_list, resolve_image_list
 
         raw = image_entries(config)
         if keep_going:
@@ -230,7 +230,7 @@ def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False
     with build.stage("pages"):
         assemble_docs(build, manifest, model_figs, model_figs_dir, REPO_ROOT)
     with build.stage("site"):
-        from .site import build_site
+        from generator.site.mkdocs import build_site
         build_site(REPO_ROOT, build.docs_dir, build.site_dir)
     manifest["timings"] = build.timings
     manifest["cache"] = build.cache_status
@@ -241,8 +241,8 @@ def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False
 
 def assemble_docs(build: Build, manifest: dict, model_figs: dict, model_figs_dir: Path, repo_root: Path) -> None:
     """Figures, manifest and pages into a fresh docs folder, swapped in when complete."""
-    from . import figures
-    from .pages import render_docs
+    from generator import figures
+    from generator.site.pages import render_docs
 
     fresh = build.build_dir / ".docs.new"
     shutil.rmtree(fresh, ignore_errors=True)

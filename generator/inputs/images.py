@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import UserError, suggest
+from generator.errors import UserError, suggest
 
 MAX_IMAGE_PIXELS = 40_000_000
 PILLOW_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")

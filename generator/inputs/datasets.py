@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from generator.errors import UserError
 
-CONTENT_DIR = Path(__file__).resolve().parents[1] / "content"
+CONTENT_DIR = Path(__file__).resolve().parents[2] / "content"
 EMBEDDED_DIR = CONTENT_DIR / "fashion-mnist"
 
 FASHION_MNIST_CLASSES = [

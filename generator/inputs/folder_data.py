@@ -9,7 +9,7 @@ Layout::
 Class names are the sub-folder names, sorted (or an explicit order); hidden entries (names
 starting with '.') and files whose suffix is not an image suffix are ignored; sub-folders are
 not searched recursively. Every image goes through the image policy of
-:mod:`generator.images`. The split into training and test images is stratified (each class
+:mod:`generator.inputs.images`. The split into training and test images is stratified (each class
 contributes ``validation_split`` of its images to the test part) and seeded.
 """
 
@@ -20,10 +20,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .data import Dataset
-from .errors import UserError
-from .errors import suggest
-from .images import IMAGE_SUFFIXES, infer_input_shape, load_image
+from generator.inputs.datasets import Dataset
+from generator.errors import UserError
+from generator.errors import suggest
+from generator.inputs.images import IMAGE_SUFFIXES, infer_input_shape, load_image
 
 
 def list_class_folders(root: str | Path, class_names: Sequence[str] | None = None) -> dict[str, list[Path]]:

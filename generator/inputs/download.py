@@ -36,9 +36,9 @@ from typing import Callable, TextIO
 
 import numpy as np
 
-from .data import FASHION_MNIST_CLASSES, Dataset, load_idx_dataset
-from .cache import file_digest
-from .errors import UserError, suggest
+from generator.inputs.datasets import FASHION_MNIST_CLASSES, Dataset, load_idx_dataset
+from generator.cache import file_digest
+from generator.errors import UserError, suggest
 
 ENV_CACHE = "BUTTERFLY_CACHE"
 ENV_BASE_URL = "BUTTERFLY_DOWNLOAD_URL"
@@ -500,7 +500,7 @@ def extract_tiny_imagenet_subset(zip_path: str | Path, destination: str | Path,
 
 def load_tiny_imagenet_cnn_explainer(cache=None, base_url=None, *, progress: bool = True) -> Dataset:
     """CNN Explainer's ten Tiny ImageNet classes, 64x64x3, in its model's output order."""
-    from .folder_data import read_class_folders
+    from generator.inputs.folder_data import read_class_folders
 
     recipe = RECIPES["tiny-imagenet-cnn-explainer"]
     zip_path = fetch(recipe, cache, base_url, progress=progress)["tiny-imagenet-200.zip"]

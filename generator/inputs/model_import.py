@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import UserError
+from generator.errors import UserError
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import figures
+from generator import figures
 
 
 def _maps(arrays: dict, kind: str, layers: list[dict]) -> list[tuple[str, np.ndarray]]:
@@ -80,7 +80,7 @@ def input_figure(x: np.ndarray, path: Path, title: str) -> dict:
     """The exact array the model saw (H, W, C), enlarged with nearest-neighbour sampling."""
     from PIL import Image
 
-    from .figures.common import enlarge, enlargement, image_colours, save_png
+    from generator.figures.common import enlarge, enlargement, image_colours, save_png
 
     height, width = x.shape[:2]
     image = Image.fromarray(enlarge(image_colours(x), enlargement(height, width, 160)))

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .cache import code_version, content_key, file_digest
-from .config import Config, section_dict
-from .data import Dataset, load_embedded, load_idx_dataset
-from .errors import UserError, suggest
+from generator.cache import code_version, content_key, file_digest
+from generator.inputs.config import Config, section_dict
+from generator.inputs.datasets import Dataset, load_embedded, load_idx_dataset
+from generator.errors import UserError, suggest
 
 if TYPE_CHECKING:
-    from .build import Build
+    from generator.pipeline import Build
 
 
 def load_dataset(config: Config) -> Dataset:
@@ -30,22 +30,22 @@ def load_dataset(config: Config) -> Dataset:
     if data.source == "idx":
         return load_idx_dataset(config.resolve(data.path), data.class_names)
     if data.source == "folder":
-        from .folder_data import load_folder_dataset
+        from generator.inputs.folder_data import load_folder_dataset
         return load_folder_dataset(config.resolve(data.path), None, data.validation_split, data.seed,
                                    class_names=data.class_names)
-    from .download import load_recipe
+    from generator.inputs.download import load_recipe
     return load_recipe(data.recipe, seed=data.seed)
 
 
 def model_key(config: Config, dataset_fingerprint: str) -> str:
     return content_key("model", section_dict(config.model), section_dict(config.training), dataset_fingerprint,
-                       code_version("model"), metadata.version("keras"))
+                       code_version("analysis/training"), metadata.version("keras"))
 
 
 def train_model(build: Build, dataset: Dataset, out: Path) -> None:
     """Train Tiny VGG into ``out``: model.keras, snapshots.npz (weights per epoch), model.json."""
-    from .model import build_tiny_vgg, check_fits, train
-    from .model_import import describe_model
+    from generator.analysis.training import build_tiny_vgg, check_fits, train
+    from generator.inputs.model_import import describe_model
 
     config = build.config
     problem = check_fits(dataset.input_shape, config.model.blocks)
@@ -97,7 +97,7 @@ def imported_model_key(config: Config, class_names: list[str]) -> str:
     path = config.resolve(config.model.path)
     files = sorted(path.parent.glob("*.bin")) + [path] if path.suffix == ".json" else [path]
     return content_key("imported", [file_digest(f) for f in files], class_names, list(config.model.input_range),
-                       code_version("model_import"))
+                       code_version("inputs/model_import"))
 
 
 def stage_imported_model(build: Build, class_names: list[str]) -> dict:
@@ -112,7 +112,7 @@ def stage_imported_model(build: Build, class_names: list[str]) -> dict:
         build.cache_status["model"] = "hit"
     else:
         build.cache_status["model"] = "miss"
-        from .model_import import describe_model
+        from generator.inputs.model_import import describe_model
 
         model = build.keras_model()
         # A TF.js or Keras file often names its model just "sequential"; its folder or file name says more.
@@ -126,13 +126,13 @@ def stage_imported_model(build: Build, class_names: list[str]) -> dict:
 
 
 def _import(path: Path, class_names: list[str], input_range) -> object:
-    from .model_import import load_model
+    from generator.inputs.model_import import load_model
     return load_model(path, class_names, tuple(input_range))
 
 
 def attack_settings(config: Config, overrides: dict, class_names: list[str], where: str):
     """The config's attack section with an image's overrides; the target name becomes an index."""
-    from .attack import AttackSettings
+    from generator.analysis.attack import AttackSettings
 
     merged = {**section_dict(config.attack), **overrides}
     target = merged.pop("target")
@@ -151,8 +151,8 @@ def attack_settings(config: Config, overrides: dict, class_names: list[str], whe
 
 def compute_image(build: Build, entry, settings, class_names: list[str], out: Path) -> None:
     """Attack one image and probe every layer; writes record.json and arrays.npz into ``out``."""
-    from .attack import attack_image
-    from .probe import epsilon_sweep, probe_image
+    from generator.analysis.attack import attack_image
+    from generator.analysis.probe import epsilon_sweep, probe_image
 
     model = build.keras_model()
     true_index = class_names.index(entry.label) if entry.label else None
@@ -173,12 +173,12 @@ def compute_image(build: Build, entry, settings, class_names: list[str], out: Pa
 
 def stage_images(build: Build, entries: list, class_names: list[str], failures: list[dict]) -> list[dict]:
     """Attack, probe and draw each image (cached per image); returns the manifest's image records."""
-    from .figure_set import image_figures
+    from generator.figures.sets import image_figures
 
     config = build.config
     records = []
-    code = code_version("attack", "probe")
-    figure_code = code_version("figures", "figure_set")
+    code = code_version("analysis")
+    figure_code = code_version("figures")
     for number, entry in enumerate(entries, 1):
         where = f"images[{entry.index}].attack" if hasattr(entry, "index") else f"image {entry.source}: attack"
         try:
@@ -219,7 +219,7 @@ def stage_images(build: Build, entries: list, class_names: list[str], failures: 
 
 def compute_model_extras(build: Build, dataset: Dataset | None, out: Path) -> None:
     """Feature maps of the probe image after every epoch, and accuracy against epsilon."""
-    from .probe import layer_activations, robustness_curve
+    from generator.analysis.probe import layer_activations, robustness_curve
 
     config = build.config
     model = build.keras_model()
@@ -252,7 +252,7 @@ def compute_model_extras(build: Build, dataset: Dataset | None, out: Path) -> No
 
 
 def model_figures(build: Build, training: dict | None, extras_dir: Path, out: Path) -> dict:
-    from . import figures
+    from generator import figures
 
     extras = json.loads((extras_dir / "extras.json").read_text())
     settings = build.config.figures
@@ -283,7 +283,7 @@ def stage_model_extras(build: Build, dataset: Dataset | None, training: dict | N
     """Returns (extras dict, model figure records, folder holding the figure files)."""
     config = build.config
     key = content_key("extras", build.model_key, config.training.probe_image, section_dict(config.robustness),
-                      config.attack.noise_seed, dataset.fingerprint() if dataset else None, code_version("probe", "attack"))
+                      config.attack.noise_seed, dataset.fingerprint() if dataset else None, code_version("analysis"))
     if not build.cache.has("extras", key):
         with build.cache.write("extras", key) as out:
             compute_model_extras(build, dataset, out)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator import attack
-from generator.attack import predict_probabilities
+from generator.analysis import attack
+from generator.analysis.attack import predict_probabilities
 from generator.errors import UserError
 
 INPUT_NAME = "input"

@@ -19,9 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .cache import swap_in
-from .errors import UserError
-from .pages import NAV_FILE
+from generator.cache import swap_in
+from generator.errors import UserError
+from generator.site.pages import NAV_FILE
 
 CONFIG_FILE = "mkdocs.yml"
 _SITE_VARIABLES = {  # manifest["site"] key -> variable read by mkdocs.yml

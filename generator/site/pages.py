@@ -34,7 +34,7 @@ from urllib.parse import quote
 import jinja2
 import yaml
 
-from .errors import UserError
+from generator.errors import UserError
 
 LANGUAGES = ("en", "zh")
 LANGUAGE_NAMES = {"en": "English", "zh": "简体中文"}
@@ -52,7 +52,7 @@ MENU_TITLES = {
 # The menu is written beside the pages; mkdocs.yml INHERITs it. A dot file, so neither MkDocs
 # nor Zensical publishes it.
 NAV_FILE = ".nav.yml"
-ATTACK_SOURCE = Path("generator") / "attack.py"
+ATTACK_SOURCE = Path("generator") / "analysis" / "attack.py"
 # Functions of generator/attack.py the site shows, per attack method. FGSM is always shown
 # (the walkthrough explains it); an iterative method adds its own loop.
 ATTACK_FUNCTIONS = {
