@@ -1,18 +1,23 @@
-"""Time the per-image figure set on realistic arrays and write samples for a look.
+"""Time the per-image figure set in each language, beside the English-only figure code of HEAD.
 
 Run: .venv/bin/python bench/bench_figures.py [--repeats 5] [--out /tmp/figs]
 
 The arrays come from a Tiny VGG forward pass written in NumPy (random He-initialised weights,
 a drawn test image, a random sign perturbation), so shapes and value statistics match the real
-pipeline without importing TensorFlow. Target: the whole per-image set in <= 1 s on 2 cores for
-28x28x1, ideally also for 64x64x3.
+pipeline without importing TensorFlow. Each image's set is now drawn twice (English and Chinese);
+the old code (`git archive HEAD generator`, run in a child process with its own PYTHONPATH)
+drew it once, in English. Printed: the median time per image and language, and the ratio of
+the two-language set to the old one. Target: both languages together in <= 2 s on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,12 +25,11 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image, ImageDraw, ImageFilter
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from generator import figures  # noqa: E402
-
-CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-               "Ankle boot"]
+REPO = Path(__file__).resolve().parents[1]
+CLASS_NAMES = {"en": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"],
+               "zh": ["T恤/上衣", "裤子", "套头衫", "连衣裙", "外套", "凉鞋", "衬衫", "运动鞋", "包", "短靴"]}
+SHAPES = ((28, 28, 1), (64, 64, 3))
 
 
 # --- a Tiny VGG in NumPy -------------------------------------------------------------------------
@@ -147,120 +151,243 @@ def synthetic_case(height: int, width: int, channels: int, seed: int = 0) -> dic
         mixed = ([((1 - epoch / 8) * kb[0] + epoch / 8 * ka[0], ka[1]) for ka, kb in zip(weights[0], blend[0])],
                  weights[1])
         epochs.append((epoch, [(n, a) for n, a in tiny_vgg_forward(x, mixed) if np.ndim(a) == 3]))
+    feature_maps = [n for n, a in clean if np.ndim(a) == 3]
+    layers_clean, layers_adv, layers_noise = dict(clean), dict(adv), dict(noise)
+    conv_change = np.abs(layers_adv["conv_2_1"] - layers_clean["conv_2_1"]).sum(axis=(0, 1))
     return {"x": x, "x_adv": x_adv, "x_noise": x_noise, "gradient_sign": gradient_sign, "clean": clean, "adv": adv,
             "noise": noise, "sweep_epsilons": epsilons, "sweep_probabilities": np.array(sweep),
-            "sweep_labels": labels, "sweep_flip_index": flip, "kernel": weights[0][0][0], "epochs": epochs,
+            "sweep_images": np.clip(x[None] + epsilons[:, None, None, None] * gradient_sign[None], 0, 1
+                                    ).astype(np.float32),
+            "sweep_labels": labels, "sweep_flip_index": flip,
+            # the article's search (0.01, +0.0007, ...) stands in as a frame a little after the flip
+            "sweep_answer_index": min(flip + 2, len(epsilons) - 1) if flip >= 0 else -1,
+            "amplification": 0.5 / max(float(np.abs(x_adv - x).max()), 1e-6),
+            "butterfly_names": ["input"] + feature_maps,
+            "attack_rel": [_relative_change(x, x_adv)] + [_relative_change(layers_clean[n], layers_adv[n])
+                                                          for n in feature_maps],
+            "noise_rel": [_relative_change(x, x_noise)] + [_relative_change(layers_clean[n], layers_noise[n])
+                                                           for n in feature_maps],
+            "output_rel": (_relative_change(clean[-1][1], adv[-1][1]), _relative_change(clean[-1][1], noise[-1][1])),
+            "top_channel": int(np.argmax(conv_change)),
+            "kernel": weights[0][0][0], "epochs": epochs,
             "accuracies": [0.1, 0.55, 0.68, 0.74, 0.78, 0.8, 0.82, 0.83, 0.84]}
 
 
-# --- the figure set ------------------------------------------------------------------------------
+# --- the figure sets ----------------------------------------------------------------------------
 
-def image_figure_set(case: dict, out: Path) -> dict[str, tuple[float, dict]]:
-    """Render the per-image set the pipeline makes; {key: (seconds, record)}."""
-    timings = {}
+def _relative_change(clean, changed) -> float:
+    clean = np.asarray(clean, np.float64)
+    norm = float(np.sqrt(np.square(clean).sum()))
+    delta = float(np.sqrt(np.square(np.asarray(changed, np.float64) - clean).sum()))
+    return delta / norm if norm else 0.0
 
-    def timed(key, call, *args, **kwargs):
-        start, cpu = time.perf_counter(), time.process_time()
-        record = call(*args, **kwargs)
-        timings[key] = (time.perf_counter() - start, time.process_time() - cpu, record)
 
+def _timed(timings: dict, key: str, call, *args, **kwargs) -> None:
+    start, cpu = time.perf_counter(), time.process_time()
+    record = call(*args, **kwargs)
+    timings[key] = (time.perf_counter() - start, time.process_time() - cpu, record)
+
+
+def image_figure_set(figures, case: dict, out: Path, lang: str) -> dict[str, tuple[float, float, dict]]:
+    """Render the per-image set the pipeline makes in one language; {key: (wall s, CPU s, record)}."""
+    words = figures.words_for(lang)
+    names = CLASS_NAMES[words.lang]
+    timings: dict = {}
+    maps_clean = [(n, a) for n, a in case["clean"] if np.ndim(a) == 3]
+    maps_adv = [(n, a) for n, a in case["adv"] if np.ndim(a) == 3]
+    units = {n: "filter" if n.startswith("conv") else "channel" for n, _ in maps_clean}
+    scales = figures.shared_scales(maps_clean, maps_adv)
+    p_clean, p_adv = case["clean"][-1][1], case["adv"][-1][1]
+    versions = (("clean", maps_clean, p_clean, case["x"]), ("adversarial", maps_adv, p_adv, case["x_adv"]))
+    for kind, maps, p, x in versions:
+        _timed(timings, f"overview_{kind}", figures.network_overview, maps, p, names, scales,
+               out / f"overview_{kind}.png", words.t(f"overview_title_{kind}"), image=x, units=units, words=words)
+    for (name, clean), (_, adv) in zip(maps_clean, maps_adv):
+        _timed(timings, f"grid_{name}", figures.comparison_grid, name, clean, adv, out / f"grid_{name}.png",
+               channels=list(range(clean.shape[2])), selection="all", unit=units[name], words=words)
+    layer, adv_layer = dict(maps_clean), dict(maps_adv)
+    _timed(timings, "zoom_chosen", figures.zoom_crop, "max_pool_1", 2, layer["max_pool_1"], adv_layer["max_pool_1"],
+           out / "zoom_chosen.png", unit="channel", role="chosen", words=words)
+    _timed(timings, "zoom_most_changed", figures.zoom_crop, "conv_2_1", case["top_channel"], layer["conv_2_1"],
+           adv_layer["conv_2_1"], out / "zoom_most_changed.png", unit="filter", role="most_changed", words=words)
+    captions = (f"{names[int(np.argmax(p_clean))]} {100 * p_clean.max():.1f} %",
+                f"{names[int(np.argmax(p_adv))]} {100 * p_adv.max():.1f} %")
+    _timed(timings, "perturbation", figures.perturbation_image, case["x"], case["x_adv"], out / "perturbation.png",
+           amplification=case["amplification"], captions=captions, words=words)
+    _timed(timings, "probability_bars", figures.probability_bars, p_clean, p_adv, names, out / "probabilities.png",
+           words=words)
+    _timed(timings, "butterfly", figures.butterfly_plot, case["butterfly_names"], case["attack_rel"],
+           case["noise_rel"], out / "butterfly.png", words.t("butterfly_title", image="bench"),
+           output=("output", *case["output_rel"]), words=words)
+    _timed(timings, "sweep_gif", figures.epsilon_sweep_gif, case["sweep_images"], case["x"], case["sweep_epsilons"],
+           case["sweep_probabilities"], case["sweep_labels"], out / "sweep.gif", flip_index=case["sweep_flip_index"],
+           answer_index=case["sweep_answer_index"], amplification=case["amplification"], class_names=names, fps=6,
+           epsilon_start=0.01, epsilon_step=0.0007, words=words)
+    prop = [("input", case["x"], case["x_adv"], 0, "channel", case["attack_rel"][0])] + [
+        (n, c, a, int(np.argmax(np.abs(a - c).sum(axis=(0, 1)))), units[n], rel)
+        for ((n, c), (_, a)), rel in zip(zip(maps_clean, maps_adv), case["attack_rel"][1:])]
+    _timed(timings, "propagation_gif", figures.propagation_gif, prop, out / "propagation.gif", fps=1.5,
+           role="most_changed", words=words)
+    return timings
+
+
+def old_image_figure_set(figures, case: dict, out: Path) -> dict[str, tuple[float, float, dict]]:
+    """The same set with the English-only signatures of HEAD (the code this one replaces)."""
+    timings: dict = {}
+    names = CLASS_NAMES["en"]
     maps_clean = [(n, a) for n, a in case["clean"] if np.ndim(a) == 3]
     maps_adv = [(n, a) for n, a in case["adv"] if np.ndim(a) == 3]
     scales = figures.shared_scales(maps_clean, maps_adv)
     chosen = figures.select_filters(maps_clean, maps_adv, 10)
     p_clean, p_adv = case["clean"][-1][1], case["adv"][-1][1]
-    timed("overview_clean", figures.network_overview, maps_clean, p_clean, CLASS_NAMES, scales,
-          out / "overview_clean.png", "Inside the network: the original image", image=case["x"], filter_indices=chosen)
-    timed("overview_adversarial", figures.network_overview, maps_adv, p_adv, CLASS_NAMES, scales,
-          out / "overview_adversarial.png", "Inside the network: the adversarial image", image=case["x_adv"],
-          filter_indices=chosen)
+    versions = (("clean", maps_clean, p_clean, case["x"]), ("adversarial", maps_adv, p_adv, case["x_adv"]))
+    for kind, maps, p, x in versions:
+        _timed(timings, f"overview_{kind}", figures.network_overview, maps, p, names, scales,
+               out / f"overview_{kind}.png", f"Inside the network: the {kind} image", image=x, filter_indices=chosen)
     for (name, clean), (_, adv) in zip(maps_clean, maps_adv):
-        timed(f"grid_{name}", figures.comparison_grid, name, clean, adv, out / f"grid_{name}.png")
-    layer = dict(maps_clean)
-    pool_clean, pool_adv = layer["max_pool_1"], dict(maps_adv)["max_pool_1"]
-    timed("zoom_chosen", figures.zoom_crop, "max_pool_1", 2, pool_clean, pool_adv, out / "zoom_chosen.png",
-          "configured filter")
-    top = figures.most_changed_filters(pool_clean, pool_adv, 1)[0]
-    timed("zoom_most_changed", figures.zoom_crop, "max_pool_1", top, pool_clean, pool_adv,
-          out / "zoom_most_changed.png", "filter that changed most")
-    timed("perturbation", figures.perturbation_image, case["x"], case["x_adv"], out / "perturbation.png",
-          captions=(f"{CLASS_NAMES[int(np.argmax(p_clean))]} {100 * p_clean.max():.1f} %",
-                    f"{CLASS_NAMES[int(np.argmax(p_adv))]} {100 * p_adv.max():.1f} %"))
-    timed("probability_bars", figures.probability_bars, p_clean, p_adv, CLASS_NAMES, out / "probabilities.png")
-    names = ["input"] + [n for n, _ in case["clean"]]
-    adv_rel = [figures.relative_change(case["x"], case["x_adv"])] + [
-        figures.relative_change(c, a) for (_, c), (_, a) in zip(case["clean"], case["adv"])]
-    noise_rel = [figures.relative_change(case["x"], case["x_noise"])] + [
-        figures.relative_change(c, a) for (_, c), (_, a) in zip(case["clean"], case["noise"])]
-    timed("butterfly", figures.butterfly_plot, names, adv_rel, noise_rel, out / "butterfly.png",
-          "The butterfly effect: relative change per layer")
-    timed("sweep_gif", figures.epsilon_sweep_gif, case["x"], case["gradient_sign"], case["sweep_epsilons"],
-          case["sweep_probabilities"], case["sweep_labels"], case["sweep_flip_index"], CLASS_NAMES,
-          out / "sweep.gif", 6)
+        _timed(timings, f"grid_{name}", figures.comparison_grid, name, clean, adv, out / f"grid_{name}.png")
+    layer, adv_layer = dict(maps_clean), dict(maps_adv)
+    _timed(timings, "zoom_chosen", figures.zoom_crop, "max_pool_1", 2, layer["max_pool_1"], adv_layer["max_pool_1"],
+           out / "zoom_chosen.png", "configured filter")
+    _timed(timings, "zoom_most_changed", figures.zoom_crop, "conv_2_1", case["top_channel"], layer["conv_2_1"],
+           adv_layer["conv_2_1"], out / "zoom_most_changed.png", "filter that changed most")
+    captions = (f"{names[int(np.argmax(p_clean))]} {100 * p_clean.max():.1f} %",
+                f"{names[int(np.argmax(p_adv))]} {100 * p_adv.max():.1f} %")
+    _timed(timings, "perturbation", figures.perturbation_image, case["x"], case["x_adv"], out / "perturbation.png",
+           captions=captions)
+    _timed(timings, "probability_bars", figures.probability_bars, p_clean, p_adv, names, out / "probabilities.png")
+    _timed(timings, "butterfly", figures.butterfly_plot, case["butterfly_names"] + ["output"],
+           case["attack_rel"] + [case["output_rel"][0]], case["noise_rel"] + [case["output_rel"][1]],
+           out / "butterfly.png", "The butterfly effect: relative change per layer")
+    _timed(timings, "sweep_gif", figures.epsilon_sweep_gif, case["x"], case["gradient_sign"], case["sweep_epsilons"],
+           case["sweep_probabilities"], case["sweep_labels"], case["sweep_flip_index"], names, out / "sweep.gif", 6)
     prop = [("input", case["x"], case["x_adv"])] + [(n, c, a) for (n, c), (_, a) in zip(maps_clean, maps_adv)]
-    timed("propagation_gif", figures.propagation_gif, prop, out / "propagation.gif", 1.5)
+    _timed(timings, "propagation_gif", figures.propagation_gif, prop, out / "propagation.gif", 1.5)
     return timings
 
 
-def model_figure_set(case: dict, out: Path, curves: dict) -> dict[str, tuple[float, dict]]:
-    """Render the per-model figures once (not part of the per-image budget)."""
-    timings = {}
-    history = {"loss": [1.9, 1.1, 0.8, 0.66, 0.6, 0.55, 0.52, 0.5], "accuracy": [0.4, 0.62, 0.72, 0.76, 0.79, 0.8, 0.82, 0.83],
+def model_figure_set(figures, case: dict, out: Path, lang: str) -> dict[str, tuple[float, float, dict]]:
+    """Render the per-model and per-experiment figures once (not part of the per-image budget)."""
+    words = figures.words_for(lang)
+    timings: dict = {}
+    history = {"loss": [1.9, 1.1, 0.8, 0.66, 0.6, 0.55, 0.52, 0.5],
+               "accuracy": [0.4, 0.62, 0.72, 0.76, 0.79, 0.8, 0.82, 0.83],
                "val_loss": [1.3, 0.9, 0.78, 0.7, 0.66, 0.63, 0.62, 0.62],
                "val_accuracy": [0.55, 0.68, 0.74, 0.77, 0.78, 0.8, 0.81, 0.81]}
     eps = np.linspace(0, 0.1, 11)
-    for key, call, args in (
-            ("training_curves", figures.training_curves, (history, out / "training_curves.png")),
-            ("training_gif", figures.training_gif, (case["epochs"], case["accuracies"], out / "training.gif")),
-            ("first_layer_filters", figures.first_layer_filters, (case["kernel"], out / "first_layer_filters.png")),
-            ("robustness", figures.robustness_plot, (eps, np.exp(-eps * 40) * 0.84, 0.84 - eps * 0.5,
-                                                     out / "robustness.png")),
-            ("butterfly_all", figures.butterfly_all, (curves, out / "butterfly_all.png"))):
-        start, cpu = time.perf_counter(), time.process_time()
-        record = call(*args)
-        timings[key] = (time.perf_counter() - start, time.process_time() - cpu, record)
+    ratios = np.array(case["attack_rel"]) / np.array(case["noise_rel"])
+    curves = {f"image {i + 1}": (case["butterfly_names"], ratios * (0.7 + 0.15 * i)) for i in range(4)}
+    strip = {"Tiny VGG": [(f"image {i}", 0.01 + 0.003 * i) for i in range(6)] + [("image 7", None)],
+             "CNN Explainer": [(f"photo {i}", 0.01 + 0.0007 * i) for i in range(12)]}
+    _timed(timings, "training_curves", figures.training_curves, history, out / "training_curves.png", words=words)
+    _timed(timings, "training_gif", figures.training_gif, case["epochs"], case["accuracies"], out / "training.gif",
+           words=words)
+    _timed(timings, "first_layer_filters", figures.first_layer_filters, case["kernel"],
+           out / "first_layer_filters.png", words=words)
+    _timed(timings, "robustness", figures.robustness_plot, eps, np.exp(-eps * 40) * 0.84, 0.84 - eps * 0.5,
+           out / "robustness.png", samples=500, test_size=1000, words=words)
+    _timed(timings, "ratio_curves", figures.ratio_curves, curves, out / "ratios.png", "Tiny VGG", words=words)
+    _timed(timings, "epsilon_strip", figures.epsilon_strip, strip, out / "epsilons.png", epsilon_max=0.3, words=words)
     return timings
+
+
+# --- measuring -----------------------------------------------------------------------------------
+
+def _medians(runs: list[dict]) -> dict:
+    """{"total": (median wall, median CPU), key: (median wall, median CPU, size text)}."""
+    walls = [sum(t for t, _, _ in run.values()) for run in runs]
+    cpus = [sum(c for _, c, _ in run.values()) for run in runs]
+    result = {"total": (statistics.median(walls), statistics.median(cpus))}
+    for key, (_, _, record) in runs[0].items():
+        frames = f", {record['frames']} frames" if record["frames"] else ""
+        result[key] = (statistics.median(run[key][0] for run in runs), statistics.median(run[key][1] for run in runs),
+                       f"{record['width']}x{record['height']}, {record['bytes'] / 1000:.0f} KB{frames}")
+    return result
+
+
+def measure_old(repeats: int, out: Path) -> dict:
+    """Median per-image times of HEAD's English-only figure code, run in a child process on a copy
+    of HEAD's package: {shape text: medians}, or {} when there is no git history to compare with."""
+    with tempfile.TemporaryDirectory() as old_tree:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", "HEAD", "generator"], capture_output=True)
+        if archive.returncode != 0:
+            return {}
+        subprocess.run(["tar", "-x", "-C", old_tree], input=archive.stdout, check=True)
+        result = subprocess.run([sys.executable, __file__, "--old-tree", old_tree, "--repeats", str(repeats),
+                                 "--out", str(out)], capture_output=True, text=True)
+        if result.returncode != 0:
+            print(f"(the old code could not be measured: {result.stderr.strip().splitlines()[-1:]})")
+            return {}
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_old(old_tree: str, repeats: int, out: Path) -> None:
+    """In the child process: time HEAD's figure code and print the medians as one JSON line."""
+    sys.path.insert(0, old_tree)
+    from generator import figures  # the old package, found first
+
+    results = {}
+    for shape in SHAPES:
+        case = synthetic_case(*shape, seed=1)
+        folder = out / "old" / "x".join(map(str, shape))
+        old_image_figure_set(figures, case, folder)  # warm-up
+        results["x".join(map(str, shape))] = _medians([old_image_figure_set(figures, case, folder)
+                                                       for _ in range(repeats)])
+    print(json.dumps(results))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("/tmp/figs"))
+    parser.add_argument("--old-tree", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    budget = 1.0  # seconds for the whole per-image set on 2 cores
-    for shape in ((28, 28, 1), (64, 64, 3)):
+    if args.old_tree:
+        run_old(args.old_tree, args.repeats, args.out)
+        return
+    sys.path.insert(0, str(REPO))
+    from generator import figures
+
+    budget = 2.0  # seconds for one image's set in both languages on 2 cores
+    start = time.perf_counter()
+    old = measure_old(args.repeats, args.out)
+    print(f"old code measured in {time.perf_counter() - start:.1f} s")
+    for shape in SHAPES:
+        label = "x".join(map(str, shape))
         case = synthetic_case(*shape, seed=1)
-        out = args.out / "x".join(map(str, shape))
-        first = image_figure_set(case, out)  # warm-up: imports matplotlib, loads fonts and colormaps
-        if shape == (28, 28, 1):
-            print(f"first run including imports: {sum(t for t, _, _ in first.values()):.3f} s wall")
-        runs = [image_figure_set(case, out) for _ in range(args.repeats)]
-        walls = [sum(t for t, _, _ in run.values()) for run in runs]
-        cpus = [sum(c for _, c, _ in run.values()) for run in runs]
-        print(f"\n{shape[0]}x{shape[1]}x{shape[2]}: full per-image set, median of {args.repeats}: "
-              f"wall {statistics.median(walls):.3f} s (min {min(walls):.3f}), "
-              f"CPU {statistics.median(cpus):.3f} s (min {min(cpus):.3f}); "
-              f"median wall / {budget:.0f} s budget = {statistics.median(walls) / budget:.2f}; "
-              f"flip index {case['sweep_flip_index']}")
-        print(f"  {'figure':24s} {'wall ms':>8s} {'CPU ms':>8s}")
-        for key in runs[0]:
-            wall = statistics.median(run[key][0] for run in runs)
-            cpu = statistics.median(run[key][1] for run in runs)
-            record = runs[0][key][2]
-            frames = f", {record['frames']} frames" if record["frames"] else ""
-            print(f"  {key:24s} {wall * 1000:8.1f} {cpu * 1000:8.1f}  {record['width']}x{record['height']}, "
-                  f"{record['bytes'] / 1000:.0f} KB{frames}")
-        names = ["input"] + [n for n, _ in case["clean"]]
-        rel = [figures.relative_change(case["x"], case["x_adv"])] + [
-            figures.relative_change(c, a) for (_, c), (_, a) in zip(case["clean"], case["adv"])]
-        # four scaled copies of this image's curve stand in for several attacked images
-        curves = {f"image {i + 1}": (names, np.array(rel) * (0.7 + 0.15 * i)) for i in range(4)}
-        model = model_figure_set(case, out, curves)
-        print("  per model (once):")
-        for key, (wall, cpu, record) in model.items():
-            frames = f", {record['frames']} frames" if record["frames"] else ""
-            print(f"  {key:24s} {wall * 1000:8.1f} {cpu * 1000:8.1f}  {record['width']}x{record['height']}, "
-                  f"{record['bytes'] / 1000:.0f} KB{frames}")
+        for lang in ("en", "zh"):  # warm-up: imports, fonts, colormaps
+            image_figure_set(figures, case, args.out / label / lang, lang)
+        runs = {"en": [], "zh": []}
+        for _ in range(args.repeats):
+            # as in a build: each image's arrays are new, its English set is drawn, then its Chinese
+            # one, which reuses the language-independent panels of the English one
+            figures.common.clear_shared_panels()
+            for lang in ("en", "zh"):
+                runs[lang].append(image_figure_set(figures, case, args.out / label / lang, lang))
+        medians = {lang: _medians(runs[lang]) for lang in runs}
+        both = medians["en"]["total"][0] + medians["zh"]["total"][0]
+        print(f"\n{label}: per image, median of {args.repeats} (flip frame {case['sweep_flip_index']})")
+        for lang in ("en", "zh"):
+            wall, cpu = medians[lang]["total"]
+            print(f"  {lang}: wall {wall:.3f} s, CPU {cpu:.3f} s")
+        if label in old:
+            print(f"  old, English only: wall {old[label]['total'][0]:.3f} s, CPU {old[label]['total'][1]:.3f} s")
+            for what, i in (("wall", 0), ("CPU", 1)):  # CPU time is steadier on a shared machine
+                ratio = {lang: medians[lang]["total"][i] / old[label]["total"][i] for lang in ("en", "zh")}
+                print(f"  ratios ({what}): en / old {ratio['en']:.2f}, zh / old {ratio['zh']:.2f}, "
+                      f"(en + zh) / old {ratio['en'] + ratio['zh']:.2f}")
+        print(f"  en + zh: {both:.3f} s wall = {both / budget:.2f} of the {budget:.0f} s budget")
+        print(f"  {'figure':22s} {'en ms':>8s} {'zh ms':>8s} {'old ms':>8s}  zh size")
+        for key in medians["en"]:
+            if key == "total":
+                continue
+            old_ms = f"{old[label][key][0] * 1000:8.1f}" if label in old and key in old[label] else f"{'':8s}"
+            print(f"  {key:22s} {medians['en'][key][0] * 1000:8.1f} {medians['zh'][key][0] * 1000:8.1f} {old_ms}  "
+                  f"{medians['zh'][key][2]}")
+        print("  per model or experiment (once per language):")
+        for lang in ("en", "zh"):
+            model = model_figure_set(figures, case, args.out / label / lang, lang)
+            print(f"  {lang}: " + ", ".join(f"{key} {wall * 1000:.0f} ms" for key, (wall, _, _) in model.items()))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from generator.childproc import Terminated, raise_on_sigterm
 from generator.errors import UserError
 
 # TensorFlow prints pages of start-up notes; keep warnings and errors only, unless -v.
@@ -22,12 +23,16 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--config", type=Path, default=None, metavar="PATH",
                         help="site configuration (default: site_config/site.yml)")
     common.add_argument("-v", "--verbose", action="store_true", help="more detail, tracebacks on errors")
+    common.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="if another build of this project is running, wait this long for it (default: stop at once)")
 
     parser = argparse.ArgumentParser(prog="butterfly", description=__doc__.split("\n")[0], parents=[common])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     build = commands.add_parser("build", parents=[common], help="run the whole pipeline and build the site")
     build.add_argument("--keep-going", action="store_true",
-                       help="build the other images when one fails; list failures on the home page")
+                       help="build the other images when one fails; list failures on the home pages")
+    build.add_argument("--jobs", type=_positive, default=None, metavar="N",
+                       help="processes drawing figures in parallel (default: the number of cores)")
     commands.add_parser("train", parents=[common], help="train (or reuse) the model only")
     commands.add_parser("check", parents=[common], help="validate the config and its inputs; build nothing")
     serve = commands.add_parser("serve", parents=[common], help="build, then preview the site with live reload")
@@ -37,6 +42,16 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--remote", default="origin", help="git remote to push to (default %(default)s)")
     commands.add_parser("clean", parents=[common], help="remove build outputs (build/ and site/) only")
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _check(args) -> int:
@@ -52,13 +67,13 @@ def _train(args) -> int:
     from generator.pipeline import run_train
     from generator.inputs.config import load_config
 
-    manifest = run_train(load_config(args.config), verbose=args.verbose)
-    training = manifest.get("training")
-    if training:
-        how = "reused from cache" if training["cached"] else f"trained in {training['seconds']:.1f} s"
-        print(f"test accuracy {training['test_accuracy']:.2%} after {training['epochs']} epochs ({how})")
-    else:
-        print(f"model imported from {manifest['model']['file']}: nothing to train")
+    for record in run_train(load_config(args.config), verbose=args.verbose, wait=args.wait):
+        training = record["training"]
+        if training:
+            print(f"{record['id']}: test accuracy {training['test_accuracy']:.2%} on {training['test_size']:,} "
+                  f"test images after {training['epochs']} epochs")
+        else:
+            print(f"{record['id']}: model imported from {record['model']['file']}: nothing to train")
     return 0
 
 
@@ -67,36 +82,30 @@ def _build(args) -> int:
     from generator.inputs.config import load_config
 
     config = load_config(args.config)
-    manifest = run_build(config, verbose=args.verbose, keep_going=args.keep_going)
-    failures = manifest.get("failures") or []
-    print(f"site built in {config.base_dir / 'site'} ({len(manifest['images'])} images"
-          f"{f', {len(failures)} failed' if failures else ''})")
+    manifest = run_build(config, verbose=args.verbose, keep_going=args.keep_going, jobs=args.jobs, wait=args.wait)
+    experiments = manifest["experiments"]
+    images = sum(len(e["images"]) for e in experiments)
+    failures = sum(len(e["failures"]) for e in experiments)
+    print(f"site built in {config.base_dir / 'site'} ({len(experiments)} experiment"
+          f"{'s' if len(experiments) != 1 else ''}, {images} images{f', {failures} failed' if failures else ''})")
     return 0
 
 
 def _serve(args) -> int:
-    from generator.pipeline import run_build
-    from generator.inputs.config import load_config
-    from generator.site.mkdocs import serve
+    from generator.serve import serve
 
-    from generator.inputs.config import REPO_ROOT
-
-    config = load_config(args.config)
-    run_build(config, verbose=args.verbose, keep_going=args.keep_going)
-    serve(REPO_ROOT, config.base_dir / "build" / "docs", args.addr)
+    serve(args.config, addr=args.addr, verbose=args.verbose, keep_going=args.keep_going)
     return 0
 
 
 def _deploy(args) -> int:
-    from generator.pipeline import run_build
     from generator.inputs.config import load_config
+    from generator.pipeline import run_build
     from generator.site.mkdocs import deploy
 
-    from generator.inputs.config import REPO_ROOT
-
     config = load_config(args.config)
-    run_build(config, verbose=args.verbose)
-    deploy(REPO_ROOT, config.base_dir / "build" / "docs", remote=args.remote)
+    run_build(config, verbose=args.verbose, wait=args.wait)
+    deploy(config.base_dir / "site", config.base_dir, remote=args.remote)
     print(f"published to the gh-pages branch of remote '{args.remote}'")
     return 0
 
@@ -105,7 +114,7 @@ def _clean(args) -> int:
     from generator.pipeline import clean
     from generator.inputs.config import DEFAULT_CONFIG, project_root
 
-    removed = clean(project_root(args.config or DEFAULT_CONFIG))
+    removed = clean(project_root(args.config or DEFAULT_CONFIG), wait=args.wait)
     print("removed " + ", ".join(str(p) for p in removed) if removed else "nothing to remove")
     return 0
 
@@ -115,11 +124,17 @@ COMMANDS = {"check": _check, "train": _train, "build": _build, "serve": _serve, 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # SIGTERM (kill, a closed terminal, CI cancelling) unwinds like Ctrl-C: scratch folders are
+    # removed and child processes stopped on the way out.
+    raise_on_sigterm()
     try:
         return COMMANDS[args.command](args)
     except UserError as error:
         print(f"butterfly: error: {error}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("butterfly: terminated; earlier output is unchanged", file=sys.stderr)
+        return Terminated.exit_status
     except KeyboardInterrupt:
         print("butterfly: interrupted; earlier output is unchanged", file=sys.stderr)
         return 130

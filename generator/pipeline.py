@@ -1,7 +1,11 @@
-"""The pipeline: config -> data -> model -> attack/probe -> figures -> pages -> mkdocs.
+"""The pipeline: config -> per experiment (data -> model -> images -> model extras) -> comparison
+-> pages -> site.
 
 Each stage is a small named step. Stages whose inputs are unchanged are read back from the
 content cache (``build/cache``), so a build with nothing new to compute never imports TensorFlow.
+Every number the site shows is in the manifest this module assembles (``build/manifest.json``,
+published as ``site/manifest.json``); timings are kept apart (``build/timings.json``) so that
+two builds of one config publish identical files.
 """
 
 from __future__ import annotations
@@ -10,86 +14,21 @@ import json
 import os
 import platform
 import shutil
-import sys
-import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 from generator import __version__
-from generator.cache import StageCache, swap_in
-from generator.inputs.config import Config, section_dict
-from generator.inputs.datasets import Dataset
+from generator.buildlock import build_lock
+from generator.cache import recover_swaps, sweep_scratch
 from generator.errors import UserError
-from generator.stages.computing import load_dataset, stage_images, stage_model, stage_imported_model, stage_model_extras
+from generator.inputs.config import Config, check_url, localized, section_dict
+from generator.stages.context import Build, ExperimentRun, quiet_tensorflow
 
 LIBRARIES = ["tensorflow", "tensorflow-cpu", "keras", "numpy", "matplotlib", "pillow", "imageio", "jinja2",
-             "mkdocs", "mkdocs-material", "pydantic"]
-
-
-class Build:
-    """State shared by the stages of one build: config, paths, cache, manifest, timings."""
-
-    def __init__(self, config: Config, *, verbose: bool = False, keep_going: bool = False):
-        self.config = config
-        self.root = config.base_dir
-        self.build_dir = self.root / "build"
-        self.docs_dir = self.build_dir / "docs"
-        self.site_dir = self.root / "site"
-        self.cache = StageCache(self.build_dir / "cache")
-        self.verbose = verbose
-        self.keep_going = keep_going
-        self.timings: dict[str, float] = {}
-        self.cache_status: dict[str, str] = {}
-        self._model = None
-        self.model_dir: Path | None = None
-        self.model_key = ""
-        self.model_loader = None
-
-    def log(self, message: str) -> None:
-        print(f"butterfly: {message}", file=sys.stderr, flush=True)
-
-    @contextmanager
-    def stage(self, name: str):
-        self.log(f"[{name}] ...")
-        start = time.perf_counter()
-        yield
-        self.timings[name] = round(time.perf_counter() - start, 3)
-        self.log(f"[{name}] done in {self.timings[name]:.1f} s")
-
-    def keras_model(self):
-        """The stage's Keras model, loaded on first use only (this is what imports TensorFlow)."""
-        if self._model is None:
-            with self.quiet_tensorflow():
-                import keras
-                if self.model_loader is None:
-                    self.model_loader = lambda: keras.saving.load_model(self.model_dir / "model.keras", compile=False)
-                self._model = self.model_loader()
-        return self._model
-
-    def quiet_tensorflow(self):
-        return quiet_tensorflow(self.verbose)
-
-
-@contextmanager
-def quiet_tensorflow(verbose: bool = False):
-    """Hide the notes TensorFlow's C++ core writes straight to stderr (shown with --verbose).
-
-    Python exceptions still propagate; only file descriptor 2 is muted for the duration.
-    """
-    if verbose:
-        yield
-        return
-    sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
+             "mkdocs", "mkdocs-material", "pydantic", "jieba"]
+SCHEMA = 2
 
 
 def library_versions() -> dict[str, str]:
@@ -102,36 +41,45 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-# --- manifest --------------------------------------------------------------------------------
-
-def dataset_record(dataset: Dataset) -> dict:
-    return {
-        "name": dataset.name, "source": dataset.source, "class_names": dataset.class_names,
-        "input_shape": list(dataset.input_shape), "train_size": int(len(dataset.x_train)),
-        "test_size": int(len(dataset.x_test)), "provenance": dataset.provenance, "licence": dataset.licence,
-    }
+def site_record(config: Config) -> dict:
+    """The site's settings in every language. The address comes from site.site_url, else from
+    BUTTERFLY_SITE_URL (the Pages workflow sets it), checked like the config's."""
+    site = config.site
+    site_url = site.site_url
+    if not site_url and os.environ.get("BUTTERFLY_SITE_URL"):
+        try:
+            site_url = check_url(os.environ["BUTTERFLY_SITE_URL"])
+        except ValueError as error:
+            raise UserError(f"BUTTERFLY_SITE_URL: {error}") from None
+    return {"title": {lang: localized(site.title, lang) for lang in site.languages},
+            "description": {lang: localized(site.description, lang) for lang in site.languages},
+            "languages": list(site.languages), "site_url": site_url, "repo_url": site.repo_url}
 
 
 def base_manifest(build: Build) -> dict:
     config = build.config
-    return {
-        "schema": 1,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "butterfly_version": __version__,
-        "site": {**section_dict(config.site), "languages": ["en", "zh"]},
-        "config_file": _relative(config.config_file, build.root),
+    manifest = {
+        "schema": SCHEMA, "butterfly_version": __version__, "site": site_record(config),
+        "config_file": build.relative(config.config_file),
         "config_text": config.config_file.read_text(encoding="utf-8"),
         "versions": library_versions(),
-        "seeds": {"training": config.training.seed, "noise": config.attack.noise_seed},
     }
+    # Wall-clock time only when asked for, so that two builds of one config are identical.
+    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        stamp = datetime.fromtimestamp(int(os.environ["SOURCE_DATE_EPOCH"]), timezone.utc)
+        manifest["generated_at"] = stamp.isoformat(timespec="seconds")
+    return manifest
 
 
-def _relative(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` when it lies inside it (the manifest is published)."""
-    try:
-        return str(Path(path).resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
+@contextmanager
+def exclusive(build: Build, wait: float = 0.0):
+    """Hold the project's build lock; first repair what a killed build may have left: a swap
+    cut in half (the old copy comes back) and scratch folders of the cache."""
+    with build_lock(build.build_dir, wait=wait, on_wait=build.log):
+        for line in recover_swaps(build.build_dir) + recover_swaps(build.root):
+            build.log(line)
+        sweep_scratch(build.cache.root)
+        yield
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -141,141 +89,173 @@ def write_json_atomic(path: Path, data: dict) -> None:
     scratch.replace(path)
 
 
-# --- entry points ----------------------------------------------------------------------------
+# --- one experiment ----------------------------------------------------------------------------
 
-def image_entries(config: Config) -> list[dict]:
-    """The configured image list as plain mappings (per-image attack overrides without unset keys)."""
-    return [{**entry.model_dump(exclude={"attack"}, exclude_none=True),
-             "attack": entry.attack.model_dump(exclude_none=True)} for entry in config.images]
+def prepare_model(run: ExperimentRun) -> dict:
+    """Stages data and model of one experiment; returns its manifest record so far."""
+    from generator.stages.model import stage_data, stage_model
 
+    build, experiment = run.build, run.experiment
+    with build.stage("data"):
+        dataset = stage_data(run)
+    with build.stage("model"):
+        model = stage_model(run)
+    training = model.pop("training", None)
+    return {"id": experiment.id,
+            "title": {lang: localized(experiment.title, lang) for lang in build.languages} if experiment.title
+            else {lang: localized(build.config.site.title, lang) for lang in build.languages},
+            "description": ({lang: localized(experiment.description, lang) for lang in build.languages}
+                            if experiment.description else None),
+            "dataset": dataset, "model": model, "training": training,
+            "seeds": {"training": experiment.training.seed if training else None,
+                      "noise": experiment.attack.noise_seed}}
+
+
+def check_model_settings(run: ExperimentRun, model: dict) -> None:
+    """Settings that name parts of the model are checked against it before any image is drawn."""
+    from generator.errors import suggest
+
+    experiment = run.experiment
+    maps = {layer["name"]: layer for layer in model["layers"] if len(layer["output_shape"]) == 3}
+    layer, channel = experiment.figures.zoom_layer, experiment.figures.zoom_channel
+    if layer not in maps:
+        raise UserError(f"{experiment.key('figures.zoom_layer')}: the model has no feature-map layer '{layer}'"
+                        f"{suggest(layer, maps)}; layers with maps: {', '.join(maps)}")
+    channels = maps[layer]["output_shape"][2]
+    if channel >= channels:
+        raise UserError(f"{experiment.key('figures.zoom_channel')}: layer '{layer}' has {channels} channels "
+                        f"(0 to {channels - 1}), got {channel}")
+
+
+def run_experiment(build: Build, experiment) -> dict:
+    """All stages of one experiment; returns its manifest record."""
+    from generator.stages.extras import stage_extras
+    from generator.stages.images import stage_images
+
+    run = ExperimentRun(build, experiment)
+    record = prepare_model(run)
+    check_model_settings(run, record["model"])
+    with build.stage("images"):
+        images, failures = stage_images(run, tuple(record["model"]["input_shape"]))
+        if not images:
+            raise UserError(f"experiment '{run.id}': no image could be attacked: "
+                            + "; ".join(f["message"] for f in failures))
+    with build.stage("model figures"):
+        extras, figures, folders = stage_extras(run, record["training"])
+    if record["training"]:
+        record["training"]["probe_image"] = extras["probe_image"]
+    record.update({
+        "attack_settings": {**section_dict(experiment.attack), "targeted": experiment.attack.target is not None},
+        "figure_settings": section_dict(experiment.figures),
+        "images": images, "failures": failures, "robustness": extras["robustness"],
+        "figures": figures, "figure_dirs": {lang: str(path) for lang, path in folders.items()},
+        "cache": run.cache_status, "model_dir": str(run.model_dir),
+    })
+    return record
+
+
+# --- entry points ------------------------------------------------------------------------------
 
 def check_all(config: Config, *, verbose: bool = False) -> str:
-    """Validate inputs beyond the config file: data loads, images decode, a model file loads."""
-    from generator.inputs.images import resolve_image_list
+    """Validate what a build would reject later: data loads, a model file loads, images decode,
+    layer names and settings fit the model. Builds nothing."""
+    from generator.stages.images import attack_settings, image_entries
+    from generator.stages.model import stage_data
 
-    dataset = None if config.data.source == "none" else load_dataset(config)
-    class_names = list(config.model.class_names or dataset.class_names)
-    input_shape = dataset.input_shape if dataset else None
-    if config.model.source == "file":
-        from generator.inputs.model_import import load_model
-        with quiet_tensorflow(verbose):
-            model = load_model(config.resolve(config.model.path), class_names, tuple(config.model.input_range))
-        input_shape = tuple(int(d) for d in model.input_shape[1:])
-    entries = resolve_image_list(image_entries(config), class_names, config.base_dir, input_shape)
-    return (f"config {config.config_file} is valid: {dataset.name if dataset else 'no dataset'}, {len(class_names)} classes, "
-            f"{len(entries)} images, model {config.model.source}")
-
-
-def prepare_model(build: Build, manifest: dict):
-    """Stages data and model: returns (dataset or None, class names, input shape, training record)."""
-    config = build.config
-    with build.stage("data"):
-        dataset = None if config.data.source == "none" else load_dataset(config)
-        manifest["dataset"] = dataset_record(dataset) if dataset else None
-    class_names = list(config.model.class_names or (dataset.class_names if dataset else []))
-    with build.stage("model"):
-        if config.model.source == "file":
-            info = stage_imported_model(build, class_names)
-            input_shape = tuple(info["input_shape"])
-        else:
-            info = stage_model(build, dataset)
-            input_shape = dataset.input_shape
-        training = info.pop("training", None)
-        info["class_names"] = class_names
-    manifest["model"] = info
-    return dataset, class_names, input_shape, training
-
-
-def run_train(config: Config, *, verbose: bool = False) -> dict:
-    """Stages data and model only; writes build/manifest.json with what is known."""
     build = Build(config, verbose=verbose)
-    manifest = base_manifest(build)
-    manifest["training"] = prepare_model(build, manifest)[3]
-    manifest["timings"] = build.timings
-    manifest["cache"] = build.cache_status
-    write_json_atomic(build.build_dir / "manifest.json", manifest)
-    return manifest
-
-
-def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False) -> dict:
-    """The whole pipeline; returns the manifest (also written to build/ and published with the site)."""
-    from generator.inputs.config import REPO_ROOT
-
-    build = Build(config, verbose=verbose, keep_going=keep_going)
-    manifest = base_manifest(build)
-    failures: list[dict] = []
-    dataset, class_names, input_shape, training = prepare_model(build, manifest)
-    with build.stage("images"):
-        from generator.inputs.images import collect_image_list, resolve_image_list
-
-        raw = image_entries(config)
-        if keep_going:
-            entries, failures = collect_image_list(raw, class_names, config.base_dir, input_shape)
+    lines = []
+    for experiment in config.experiments:
+        run = ExperimentRun(build, experiment)
+        dataset = stage_data(run)
+        if experiment.model.source == "file":
+            from generator.inputs.model_import import describe_model, load_model
+            with quiet_tensorflow(verbose):
+                model = load_model(experiment.resolve(experiment.model.path), run.classes.canonical,
+                                   tuple(experiment.model.input_range))
+            layers, input_shape = describe_model(model), tuple(int(d) for d in model.input_shape[1:])
         else:
-            entries = resolve_image_list(raw, class_names, config.base_dir, input_shape)
-        records = stage_images(build, entries, class_names, failures)
-        if not records:
-            raise UserError("no image could be attacked: " + "; ".join(f["message"] for f in failures))
-    with build.stage("model figures"):
-        extras, model_figs, model_figs_dir = stage_model_extras(build, dataset, training)
-    if training:
-        training["probe_image"] = extras["probe_image"]
-    manifest.update({
-        "training": training, "attack_settings": {
-            **section_dict(config.attack), "targeted": config.attack.target is not None,
-            "zoom_layer": config.figures.zoom_layer,
-            "zoom_filter": config.figures.zoom_filter},
-        "images": records, "failures": failures, "robustness": extras["robustness"],
-    })
+            from generator.analysis.training import check_fits, layer_names
+            input_shape = run.dataset.input_shape
+            problem = check_fits(input_shape, experiment.model.blocks)
+            if problem:
+                raise UserError(f"{experiment.key('model.blocks')}: {problem}")
+            layers = tiny_vgg_layers(input_shape, experiment.model.blocks, experiment.model.filters, layer_names)
+        check_model_settings(run, {"layers": layers})
+        if run.dataset is not None and experiment.training.probe_image >= len(run.dataset.x_test):
+            raise UserError(f"{experiment.key('training.probe_image')}: must be below the number of test images "
+                            f"({len(run.dataset.x_test):,}), got {experiment.training.probe_image}")
+        entries, _ = image_entries(run, input_shape)
+        for entry in entries:
+            attack_settings(run, entry.config.attack.model_dump(exclude_none=True), f"{entry.where}.attack")
+        lines.append(f"{experiment.id}: {dataset['name'] if dataset else 'no dataset'}, "
+                     f"{len(run.classes.canonical)} classes, {len(entries)} images, model {experiment.model.source}")
+    return f"config {config.config_file} is valid: " + "; ".join(lines)
+
+
+def tiny_vgg_layers(input_shape, blocks: int, filters: int, names) -> list[dict]:
+    """The layer list (name, output shape) Tiny VGG will have, without building it."""
+    height, width = input_shape[:2]
+    layers = []
+    for name in names(blocks):
+        if name.startswith("conv"):
+            height, width = height - 2, width - 2
+        elif name.startswith("max_pool"):
+            height, width = height // 2, width // 2
+        if name in ("flatten", "output"):
+            break
+        layers.append({"name": name, "output_shape": [height, width, filters]})
+    return layers
+
+
+def run_train(config: Config, *, verbose: bool = False, wait: float = 0.0) -> list[dict]:
+    """Stages data and model of every experiment; returns their records."""
+    build = Build(config, verbose=verbose)
+    with exclusive(build, wait):
+        return [prepare_model(ExperimentRun(build, experiment)) for experiment in config.experiments]
+
+
+def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False, jobs: int | None = None,
+              wait: float = 0.0) -> dict:
+    """The whole pipeline; returns the manifest (also written to build/ and published with the site)."""
+    build = Build(config, verbose=verbose, keep_going=keep_going, jobs=jobs)
+    with exclusive(build, wait):
+        return _build_site(build)
+
+
+def _build_site(build: Build) -> dict:
+    from generator.stages.docs import stage_comparison, stage_docs
+    from generator.stages.publish import stage_site
+
+    from generator.figures.words import words_for
+
+    config = build.config
+    for lang in build.languages:
+        if words_for(lang).fallback_warning:
+            build.warn_once(words_for(lang).fallback_warning)
+    manifest = base_manifest(build)
+    manifest["experiments"] = [run_experiment(build, experiment) for experiment in config.experiments]
+    with build.stage("comparison"):
+        stage_comparison(build, manifest)
     with build.stage("pages"):
-        assemble_docs(build, manifest, model_figs, model_figs_dir, REPO_ROOT)
+        stage_docs(build, manifest)
     with build.stage("site"):
-        from generator.site.mkdocs import build_site
-        build_site(REPO_ROOT, build.docs_dir, build.site_dir)
-    manifest["timings"] = build.timings
-    manifest["cache"] = build.cache_status
+        stage_site(build, manifest)
     write_json_atomic(build.build_dir / "manifest.json", manifest)
-    write_json_atomic(build.site_dir / "manifest.json", manifest)
+    write_json_atomic(build.build_dir / "timings.json", {"timings": build.timings,
+                                                         "cache": {e["id"]: e["cache"] for e in manifest["experiments"]}})
     return manifest
 
 
-def assemble_docs(build: Build, manifest: dict, model_figs: dict, model_figs_dir: Path, repo_root: Path) -> None:
-    """Figures, manifest and pages into a fresh docs folder, swapped in when complete."""
-    from generator import figures
-    from generator.site.pages import render_docs
+def clean(root: Path, wait: float = 0.0) -> list[Path]:
+    """Remove the build outputs (build/ and site/, and what a killed build left beside them)
+    and nothing else, under the build lock."""
+    from generator.cache import SWAP_NEW_SUFFIX, SWAP_OLD_SUFFIX
 
-    fresh = build.build_dir / ".docs.new"
-    shutil.rmtree(fresh, ignore_errors=True)
-    images_dir = fresh / "images"
-    for record in manifest["images"]:
-        target = images_dir / record["id"]
-        shutil.copytree(record.pop("figures_dir"), target, ignore=shutil.ignore_patterns("figures.json"))
-        for figure in record["figures"].values():
-            figure["path"] = f"images/{record['id']}/{figure['path']}"
-        record["figures"]["thumbnail"] = record["figures"]["input"]
-    shutil.copytree(model_figs_dir, images_dir / "model", ignore=shutil.ignore_patterns("figures.json"))
-    for figure in model_figs.values():
-        figure["path"] = f"images/model/{figure['path']}"
-    curves = {record["title"]: ([layer["name"] for layer in record["layers"]],
-                                [layer["adversarial"]["relative_l2"] for layer in record["layers"]])
-              for record in manifest["images"] if record["attack"]["fooled"]}
-    if curves:
-        figure = figures.butterfly_all(curves, images_dir / "model" / "butterfly_all.png")
-        model_figs["butterfly_all"] = {**figure, "path": "images/model/butterfly_all.png"}
-    manifest["figures"] = model_figs
-    manifest["timings"] = dict(build.timings)
-    manifest["cache"] = dict(build.cache_status)
-    write_json_atomic(fresh / "manifest.json", manifest)
-    render_docs(manifest, fresh, repo_root)
-    swap_in(fresh, build.docs_dir)
-
-
-def clean(root: Path) -> list[Path]:
-    """Remove the build outputs (build/ and site/) and nothing else."""
     removed = []
-    for name in ("build", "site"):
-        target = root / name
-        if target.is_dir():
-            shutil.rmtree(target)
-            removed.append(target)
+    with build_lock(root / "build", wait=wait):
+        leftovers = [p for p in root.glob(".site*") if p.name.endswith((SWAP_OLD_SUFFIX, SWAP_NEW_SUFFIX))]
+        for target in [root / "site", *leftovers, root / "build"]:
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+                removed.append(target)
     return removed

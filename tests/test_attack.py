@@ -10,7 +10,6 @@ keras = pytest.importorskip("keras")
 
 from generator.analysis.attack import (  # noqa: E402
     AttackSettings,
-    attack_image,
     basic_iterative_method,
     fgsm,
     gradient_sign,
@@ -20,6 +19,9 @@ from generator.analysis.attack import (  # noqa: E402
     projected_gradient_descent,
     sign_noise,
 )
+from generator.analysis.attack import ImageSearch  # noqa: E402
+from generator.analysis.record import analyse_image, effect_of  # noqa: E402
+from generator.analysis.sweep import epsilon_sweep  # noqa: E402
 from generator.errors import UserError  # noqa: E402
 
 SHAPE = (6, 6, 1)
@@ -218,7 +220,7 @@ def test_not_fooled_up_to_epsilon_max_is_a_normal_result():
     fast, plain = minimal_epsilon(model, x, settings), plain_epsilon_loop(model, x, settings)
     assert_same_search(fast, plain)
     assert not fast.fooled and not fast.succeeded
-    assert fast.epsilon is None and fast.refined_epsilon is None
+    assert fast.epsilon is None and fast.grid_index is None
     assert fast.steps == settings.grid_size == 272  # 0.01, 0.0107, ..., 0.1997
     assert fast.attack_epsilon == pytest.approx(0.1997)
     assert fast.adversarial_index == fast.clean_index == 0
@@ -273,60 +275,93 @@ def test_targeted_search_that_misses_reports_the_first_change_of_label():
     assert not fast.succeeded and fast.fooled and fast.clean_index == 0
     assert fast.adversarial_index == 1 and fast.steps == settings.grid_size
     assert fast.epsilon == fast.attack_epsilon < settings.epsilon_max
-    assert fast.epsilon - settings.epsilon_step < fast.refined_epsilon <= fast.epsilon
     before = fast.epsilon - settings.epsilon_step
     if before >= settings.epsilon_start:  # the grid point before it still had the clean label
         x_before = np.clip(x + np.float32(before) * fast.gradient_sign, 0, 1)
         assert predict_probabilities(model, x_before[None]).argmax() == 0
 
 
-def test_refined_epsilon_lies_on_the_boundary():
+def test_sweep_threshold_is_the_first_changed_frame_and_lies_on_the_boundary():
     weights = np.random.default_rng(3).normal(size=(36, 3))
     model = linear_model(weights, np.array([6.0, 0.0, 0.0]))
     settings = AttackSettings(bisection_steps=12)
     x = images(13, 1, 0.3, 0.7)[0]
-    found = minimal_epsilon(model, x, settings)
+    search = ImageSearch(model, x, settings)
+    found = minimal_epsilon(model, x, settings, search=search)
     assert found.fooled and found.steps > 1
-    below = found.epsilon - settings.epsilon_step
-    assert below < found.refined_epsilon <= found.epsilon
-    width = settings.epsilon_step / 2 ** 12
+    changed = lambda label: label != search.clean_label  # noqa: E731
+    sweep = epsilon_sweep(search, found.epsilon, changed, frames=30, bisection_steps=12)
+    # The threshold is a frame, the first whose label changed; every frame before it kept it.
+    assert sweep.epsilons[sweep.flip_index] == sweep.threshold
+    assert list(sweep.labels[:sweep.flip_index]) == [search.clean_label] * sweep.flip_index
+    assert sweep.labels[sweep.flip_index] != search.clean_label
+    # The search's answer is a frame too, and the sweep starts at 0 and passes the answer.
+    assert sweep.epsilons[sweep.answer_index] == found.epsilon
+    assert sweep.epsilons[0] == 0 and sweep.epsilons[-1] > found.epsilon
+    assert np.all(np.diff(sweep.epsilons) > 0) and len(sweep.epsilons) <= 30
+    width = sweep.epsilons[-1] / 27 / 2 ** 12
 
     def label_at(epsilon):
         x_adv = np.clip(x + np.float32(epsilon) * found.gradient_sign, 0, 1)
         return int(predict_probabilities(model, x_adv[None]).argmax())
 
-    # The label along the FGSM line of a linear model changes once: at refined_epsilon it has
+    # The label along the FGSM line of a linear model changes once: at the threshold it has
     # changed, one bisection width below it has not.
-    assert label_at(found.refined_epsilon) != found.clean_index
-    assert label_at(found.refined_epsilon - 1.01 * width) == found.clean_index
+    assert label_at(sweep.threshold) != found.clean_index
+    assert label_at(sweep.threshold - 1.01 * width) == found.clean_index
+    # The frames are the attack at each epsilon, exactly.
+    np.testing.assert_array_equal(sweep.images, search.attack(sweep.epsilons))
 
 
-def test_attack_image_returns_manifest_sections_and_same_size_noise():
+def test_sweep_of_an_image_never_fooled_has_no_threshold():
+    weights = np.random.default_rng(3).normal(size=(36, 3))
+    model = linear_model(weights, np.array([40.0, 0.0, 0.0]))
+    settings = AttackSettings(epsilon_max=0.2)
+    search = ImageSearch(model, images(12, 1, 0.3, 0.7)[0], settings)
+    sweep = epsilon_sweep(search, None, lambda label: label != search.clean_label, frames=12)
+    assert sweep.threshold is None and sweep.flip_index == -1 and sweep.answer_index == -1
+    assert sweep.epsilons[0] == 0 and sweep.epsilons[-1] == pytest.approx(0.2)
+
+
+def test_analyse_image_gives_one_record_of_every_epsilon():
     model = conv_model(2)
     x = images(400, 1, 0.2, 0.8)[0]
     names = ["a", "b", "c", "d"]
-    result = attack_image(model, x, 3, AttackSettings(noise_seed=4), class_names=names)
-    json.dumps({k: result[k] for k in ("true_label", "clean", "misclassified", "attack", "noise")})
-    clean, attack, noise = result["clean"], result["attack"], result["noise"]
+    record, arrays = analyse_image(model, x, 3, AttackSettings(noise_seed=4), names, noise_draws=3, frames=20)
+    json.dumps(record)
+    clean, attack, noise = record["clean"], record["attack"], record["noise"]
     assert set(clean) == {"label", "index", "probability", "probabilities"}
-    assert set(attack) == {"method", "targeted", "target", "fooled", "succeeded", "epsilon",
-                           "refined_epsilon", "steps", "linf", "adversarial"}
-    assert set(noise) == {"epsilon", "label", "index", "probability", "probabilities", "fooled"}
-    assert clean["label"] == names[clean["index"]] and result["true_label"] == "d"
-    assert result["misclassified"] == (clean["index"] != 3)
+    assert clean["label"] == names[clean["index"]] and record["true_label"] == "d"
+    assert record["misclassified"] == (clean["index"] != 3)
     assert attack["fooled"] and attack["succeeded"] and attack["target"] is None
+    assert attack["outcome"] in ("first_step", "later")
+    assert (attack["previous_epsilon"] is None) == (attack["outcome"] == "first_step")
     assert attack["adversarial"]["index"] != clean["index"]
+    # The sweep's flip frame is the threshold, its answer frame the search's epsilon.
+    assert arrays["sweep_epsilons"][record["sweep"]["flip_index"]] == attack["threshold"]
+    assert arrays["sweep_epsilons"][record["sweep"]["answer_index"]] == attack["epsilon"]
+    assert attack["threshold"] <= attack["epsilon"]
+    assert record["amplification"] == pytest.approx(0.5 / arrays["sweep_epsilons"][-1])
     # No pixel is clipped in [0.2, 0.8], so both perturbations have exactly the size epsilon.
-    noise_linf = float(np.max(np.abs(result["x_noise"] - x)))
-    assert noise["epsilon"] == attack["epsilon"]
-    assert noise_linf == pytest.approx(attack["linf"], abs=1e-6)
+    assert noise["epsilon"] == attack["epsilon"] and noise["draws"] == 3 == len(arrays["x_noise"])
+    for draw in arrays["x_noise"]:
+        assert float(np.max(np.abs(draw - x))) == pytest.approx(attack["epsilon"], abs=1e-6)
     assert attack["linf"] == pytest.approx(attack["epsilon"], abs=1e-6)
-    assert set(np.unique(result["gradient_sign"])) <= {-1.0, 0.0, 1.0}
-    for key in ("x_adv", "x_noise", "gradient_sign"):
-        assert result[key].shape == SHAPE
-    unknown = attack_image(model, x, None, AttackSettings())
+    assert set(np.unique(arrays["gradient_sign"])) <= {-1.0, 0.0, 1.0}
+    # Each layer compares like with like: the noise's change beside the attack's, and their ratio.
+    for layer in record["layers"]:
+        assert layer["ratio"] == pytest.approx(layer["attack"]["relative_l2"] / layer["noise"]["relative_l2"])
+    assert record["most_changed"]["layer"] == "conv"
+    unknown, _ = analyse_image(model, x, None, AttackSettings(), names, noise_draws=1, frames=10)
     assert unknown["true_label"] is None and unknown["misclassified"] is False
-    assert unknown["clean"]["label"] == str(clean["index"])
+    assert unknown["attack"]["effect"] == "changed"
+
+
+@pytest.mark.parametrize("true, clean, adversarial, effect", [
+    (None, 0, 0, "held"), (None, 0, 1, "changed"), (0, 0, 1, "fooled"), (1, 0, 1, "corrected"),
+    (2, 0, 1, "changed"), (0, 0, 0, "held")])
+def test_effect_is_judged_against_the_true_class(true, clean, adversarial, effect):
+    assert effect_of(true, clean, adversarial) == effect
 
 
 def test_sign_noise_is_seeded_and_bounded():

@@ -16,7 +16,8 @@ def test_embedded_subset_is_stratified_and_large_enough():
     test_counts = np.bincount(data.y_test, minlength=10)
     assert train_counts.min() == train_counts.max() >= 500
     assert test_counts.min() == test_counts.max() >= 100
-    assert "Fashion-MNIST" in data.provenance and data.licence.startswith("MIT")
+    assert "Fashion-MNIST" in data.provenance["en"] and "Fashion-MNIST" in data.provenance["zh"]
+    assert data.licence.startswith("MIT")
 
 
 def test_idx_round_trip(tmp_path):

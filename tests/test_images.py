@@ -116,6 +116,51 @@ def test_downscaling_averages_instead_of_sampling(tmp_path):
     np.testing.assert_allclose(x, 0.5, atol=0.02)
 
 
+EXTREME_SIZES = [(10000, 1), (1, 10000), (10000, 2), (3, 10000)]   # (width, height)
+MODEL_SHAPES = [(64, 64, 3), (28, 28, 1), (10, 40, 1), (40, 10, 3)]   # (H, W, C), square and not
+
+
+@pytest.mark.parametrize("size", EXTREME_SIZES)
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+@pytest.mark.parametrize("input_shape", MODEL_SHAPES)
+def test_extreme_aspect_keeps_the_uniform_value(tmp_path, size, mode, input_shape):
+    colour = 128 if mode == "L" else (128, 128, 128)
+    path = save(Image.new(mode, size, colour), tmp_path / "strip.png")
+    x = load_image(path, input_shape)
+    assert x.shape == input_shape
+    np.testing.assert_array_equal(x, np.float32(128 / 255))
+
+
+@pytest.mark.parametrize("size", EXTREME_SIZES)
+def test_extreme_aspect_of_a_float_image_keeps_exactly_one_half(size):
+    x = images.image_to_array(Image.new("F", size, 0.5), (64, 64, 1))
+    np.testing.assert_array_equal(x, np.float32(0.5))
+
+
+@pytest.mark.parametrize("size", EXTREME_SIZES)
+@pytest.mark.parametrize("input_shape", MODEL_SHAPES)
+def test_extreme_aspect_gradient_keeps_its_mean(tmp_path, size, input_shape):
+    width, height = size
+    # Brightness rises along the long side and alternates across the short side, so the
+    # mean is kept only if the crop is centred along the long side and whole across the short one.
+    along = np.linspace(0, 255, max(size))
+    across = np.arange(min(size)) % 2 * 60 - 30
+    grid = along[np.newaxis, :] + across[:, np.newaxis]
+    pixels = np.clip(np.round(grid if width > height else grid.T), 0, 255).astype(np.uint8)
+    assert pixels.shape == (height, width)
+    path = save(Image.fromarray(pixels, "L").convert("RGB"), tmp_path / "gradient.png")
+    x = load_image(path, input_shape)
+    assert abs(float(x.mean()) - pixels.mean() / 255) < 0.02
+
+
+def test_crop_box_is_whole_pixels_and_never_empty():
+    assert images.centre_crop_box(10000, 1, 64, 64) == (4999, 0, 5000, 1)
+    assert images.centre_crop_box(1, 10000, 64, 64) == (0, 4999, 1, 5000)
+    assert images.centre_crop_box(60, 20, 10, 10) == (20, 0, 40, 20)
+    assert images.centre_crop_box(5, 7, 7, 5) == (0, 1, 5, 5)
+    assert images.centre_crop_box(8, 8, 8, 8) == (0, 0, 8, 8)
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 def assert_user_error_names(path, input_shape=(4, 4, 3)):
@@ -162,6 +207,16 @@ def test_pillow_decompression_bomb_warning_is_an_error(tmp_path, monkeypatch):
     path = save(Image.new("RGB", (30, 30)), tmp_path / "bomb.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)   # 900 px > 500: Pillow warns
     assert "too large to decode safely" in assert_user_error_names(path)
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "deep/" * 2000 + "a.png", "nul\x00byte.png"])
+def test_unusable_path_is_one_short_line(tmp_path, name):
+    for failing in (lambda: load_image(tmp_path / name, (4, 4, 3)),
+                    lambda: resolve_image_list([name], CLASSES, tmp_path)):
+        with pytest.raises(UserError) as caught:
+            failing()
+        message = str(caught.value)
+        assert len(message) < 300 and message.isprintable()
 
 
 def test_bad_input_shape(tmp_path):
@@ -214,6 +269,16 @@ def test_missing_file_bad_id_and_unknown_key(picture_dir):
         resolve_image_list([{"path": "koala.png", "id": "Not A Slug"}], CLASSES, picture_dir)
     with pytest.raises(UserError, match=r"unknown key 'lable' \(did you mean 'label'\?\)"):
         resolve_image_list([{"path": "koala.png", "lable": "koala"}], CLASSES, picture_dir)
+
+
+def test_huge_values_are_quoted_briefly(picture_dir):
+    for entry, expected in (({"path": "koala.png", "label": ["koala"] * 100_000}, "label must be a class name"),
+                            ({"path": "koala.png", "id": "X" * 100_000}, "must be lower-case"),
+                            ({"path": "koala.png", "title": list(range(100_000))}, "title must be text"),
+                            ({"path": "koala.png", "k" * 100_000: 1}, "unknown key")):
+        with pytest.raises(UserError, match=expected) as caught:
+            resolve_image_list([entry], CLASSES, picture_dir)
+        assert len(str(caught.value)) < 300
 
 
 def test_collect_keeps_going_and_reports_each_failure(picture_dir):

@@ -323,13 +323,123 @@ def test_keras_file_round_trip_gives_identical_predictions(tmp_path, suffix):
     assert [layer.name for layer in loaded.layers] == ["conv", "relu", "pool", "flatten", "output"]
 
 
+def with_middle(*middle, activation="softmax", n_classes=2):
+    return keras.Sequential([keras.Input((4, 4, 1)), *middle, keras.layers.Flatten(name="flatten"),
+                             keras.layers.Dense(n_classes, activation=activation, name="output")])
+
+
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
-def test_lambda_layer_in_a_keras_file_is_refused(tmp_path, suffix):
-    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Lambda(lambda t: t * 2, name="double"),
-                              keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+def test_lambda_layer_in_a_keras_file_is_refused_by_name(tmp_path, suffix):
     path = tmp_path / f"lambda{suffix}"
+    with_middle(keras.layers.Lambda(lambda t: t * 2, name="double")).save(path)
+    message = assert_model_error(path, "Lambda", class_names=("a", "b"))
+    assert message == f"model {path}: layer 'double' (Lambda) runs Python code from the file; refused"
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_lambda_inside_a_nested_model_is_found(tmp_path, suffix):
+    inner = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Lambda(lambda t: t + 1, name="lambda_3")],
+                             name="inner")
+    path = tmp_path / f"nested{suffix}"
+    with_middle(inner).save(path)
+    assert_model_error(path, r"layer 'lambda_3' \(Lambda\) runs Python code from the file; refused$",
+                       class_names=("a", "b"))
+
+
+class Doubling(keras.layers.Layer):
+    """A layer class of the user's own: its code is not in the file, so it cannot be loaded."""
+
+    def call(self, inputs):
+        return inputs * 2
+
+
+@keras.saving.register_keras_serializable(package="Mine")
+class RegisteredDoubling(Doubling):
+    pass
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+@pytest.mark.parametrize("layer_class", [Doubling, RegisteredDoubling])
+def test_custom_layer_class_is_refused_by_name(tmp_path, suffix, layer_class):
+    path = tmp_path / f"custom{suffix}"
+    with_middle(layer_class(name="times_two")).save(path)
+    message = assert_model_error(path, r"layer 'times_two' \((Mine>)?\w*Doubling\) is not part of Keras but custom code",
+                                 class_names=("a", "b"))
+    assert message.endswith("which is not loaded; refused")
+
+
+def custom_activation(x):
+    return keras.ops.relu(x)
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_custom_activation_function_is_refused_by_layer_and_option(tmp_path, suffix):
+    path = tmp_path / f"activation{suffix}"
+    with_middle(activation=custom_activation).save(path)
+    assert_model_error(path, r"layer 'output' \(Dense\) option 'activation' is the function 'custom_activation'",
+                       class_names=("a", "b"))
+
+
+def rewrite_keras_config(path: Path, change) -> None:
+    """Apply ``change`` to the config.json inside a .keras archive, keeping the other members."""
+    import zipfile
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    change(config)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def test_unknown_layer_class_in_a_keras_file_is_refused_by_name(tmp_path):
+    path = tmp_path / "unknown.keras"
+    small_keras_model().save(path)
+
+    def rename_pool(config):
+        pool = next(layer for layer in config["config"]["layers"] if layer["config"]["name"] == "pool")
+        pool["class_name"] = "FancyPooling2D"
+    rewrite_keras_config(path, rename_pool)
+    message = assert_model_error(path, r"layer 'pool' \(FancyPooling2D\) is not part of Keras but custom code")
+    assert "could not be deserialized" not in message
+
+
+def test_unknown_layer_class_in_an_h5_file_is_refused_by_name(tmp_path):
+    import h5py
+    path = tmp_path / "unknown.h5"
+    small_keras_model().save(path)
+    with h5py.File(path, "r+") as handle:
+        config = json.loads(handle.attrs["model_config"])
+        config["config"]["layers"][1]["class_name"] = "Wobble"
+        handle.attrs["model_config"] = json.dumps(config)
+    assert_model_error(path, r"layer 'conv' \(Wobble\) is not part of Keras")
+
+
+def test_keras_archive_without_config_is_refused(tmp_path):
+    import zipfile
+    path = tmp_path / "empty.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model.weights.h5", b"")
+    assert_model_error(path, "zip archive without config.json")
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_functional_model_of_standard_layers_passes_the_check(tmp_path, suffix):
+    keras.utils.set_random_seed(3)
+    pixels = keras.Input((8, 8, 3), name="image")
+    scaled = keras.layers.Rescaling(2.0, offset=-1.0, name="rescale")(pixels)
+    a = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="a",
+                            kernel_regularizer=keras.regularizers.L2(1e-4))(scaled)
+    b = keras.layers.BatchNormalization(name="bn")(keras.layers.Conv2D(4, 1, name="b")(a))
+    merged = keras.layers.Add(name="sum")([a, keras.layers.ReLU(name="relu")(b)])
+    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(keras.layers.Dropout(0.2, name="drop")(merged))
+    model = keras.Model(pixels, keras.layers.Dense(3, activation="softmax", name="out")(pooled))
+    path = tmp_path / f"functional{suffix}"
     model.save(path)
-    assert_model_error(path, "Lambda", class_names=("a", "b"))
+    loaded = load_model(path, ["a", "b", "c"])
+    x = random_images(2, (8, 8, 3))
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
 
 
 def test_input_range_adds_a_rescaling_layer(tmp_path):

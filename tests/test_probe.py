@@ -1,4 +1,4 @@
-"""Per-layer probing, divergence numbers, the epsilon sweep and the robustness curve."""
+"""Per-layer probing, divergence numbers, the butterfly measurement and the robustness curve."""
 
 import json
 
@@ -7,10 +7,12 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from generator.analysis.attack import AttackSettings, attack_image, gradient_sign, predict_probabilities  # noqa: E402
+from generator.analysis.attack import AttackSettings, gradient_sign, predict_probabilities  # noqa: E402
+from generator.analysis.butterfly import experiment_butterfly, image_butterfly  # noqa: E402
+from generator.analysis.record import analyse_image  # noqa: E402
 from generator.errors import UserError  # noqa: E402
 from generator.analysis.probe import (  # noqa: E402
-    epsilon_sweep,
+    channel_changes,
     layer_activations,
     layer_divergence,
     probe_image,
@@ -80,10 +82,10 @@ def test_layer_activations_of_a_sequential_model_without_input():
 def test_divergence_of_identical_activations_is_zero():
     a = np.random.default_rng(3).normal(size=(4, 4, 3))
     assert layer_divergence(a, a.copy(), 0.01) == {"relative_l2": 0.0, "cosine": pytest.approx(1.0),
-                                                   "fraction_changed": 0.0, "top_filter": None}
+                                                   "fraction_changed": 0.0, "top_channel": None}
     zeros = np.zeros(5)
     assert layer_divergence(zeros, zeros, 0.01) == {"relative_l2": 0.0, "cosine": 1.0,
-                                                    "fraction_changed": 0.0, "top_filter": None}
+                                                    "fraction_changed": 0.0, "top_channel": None}
 
 
 def test_divergence_values_on_a_hand_computed_example():
@@ -95,56 +97,66 @@ def test_divergence_values_on_a_hand_computed_example():
     assert result["relative_l2"] == pytest.approx(np.sqrt(4.25) / np.sqrt(12))
     assert result["cosine"] == pytest.approx((12 + 2 + 0.5) / (np.sqrt(12) * np.sqrt(12 + 8 + 1.25)))
     assert result["fraction_changed"] == pytest.approx(1 / 12)  # only |2| > 0.6 * max|a|
-    assert result["top_filter"] == 1
+    assert result["top_channel"] == 1
     vector = layer_divergence(np.array([1.0, 0.0]), np.array([0.0, 1.0]), 0.1)
-    assert vector["cosine"] == 0.0 and vector["top_filter"] is None
+    assert vector["cosine"] == 0.0 and vector["top_channel"] is None
     assert vector["relative_l2"] == pytest.approx(np.sqrt(2)) and vector["fraction_changed"] == 1.0
     from_zero = layer_divergence(np.zeros(3), np.ones(3), 0.1)
-    assert from_zero == {"relative_l2": 1.0, "cosine": 0.0, "fraction_changed": 1.0, "top_filter": None}
+    assert from_zero == {"relative_l2": 1.0, "cosine": 0.0, "fraction_changed": 1.0, "top_channel": None}
 
 
-def test_probe_image_compares_every_layer_for_adversarial_and_noise():
+def test_probe_image_compares_every_layer_for_attack_and_noise():
     model = small_vgg(1)
     x = images(4, 1, 0.2, 0.8)[0]
-    result = attack_image(model, x, None, AttackSettings())
+    _, result = analyse_image(model, x, None, AttackSettings(), ["a", "b", "c"], noise_draws=2, frames=8)
     layers, arrays = probe_image(model, x, result["x_adv"], result["x_noise"], threshold=0.05)
     json.dumps(layers)
     names = [layer["name"] for layer in layers]
     assert names == ["input"] + [layer.name for layer in model.layers]
     assert [layer["type"] for layer in layers][:3] == ["InputLayer", "Conv2D", "Activation"]
+    assert [layer["unit"] for layer in layers][:6] == ["channel", "filter", "channel", "filter", "channel", "channel"]
     assert layers[5]["shape"] == [3, 3, 4] and layers[-1]["shape"] == [3]
     for layer in layers:
         for kind in ("clean", "adversarial", "noise"):
             assert arrays[f"{kind}/{layer['name']}"].shape == tuple(layer["shape"])
-        for comparison in ("adversarial", "noise"):
+        for comparison in ("attack", "noise"):
             assert layer[comparison]["relative_l2"] > 0
-    assert layers[0]["adversarial"]["top_filter"] == 0  # the input has one channel
-    assert layers[-2]["adversarial"]["top_filter"] is None
+    assert layers[0]["attack"]["top_channel"] == 0  # the input has one channel
+    assert layers[-2]["attack"]["top_channel"] is None
+    # The most changed channel is the one with the largest L2 change; the order ranks them all.
+    pool = layers[5]
+    changes = channel_changes(arrays["clean/max_pool_1"], arrays["adversarial/max_pool_1"])
+    assert pool["attack"]["top_channel"] == int(np.argmax(changes)) == pool["channel_order"][0]
+    assert sorted(pool["channel_order"]) == [0, 1, 2, 3]
+    assert list(changes[pool["channel_order"]]) == sorted(changes, reverse=True)
+    # One colour scale per layer for the original and the adversarial maps.
+    both = np.concatenate([arrays["clean/max_pool_1"].ravel(), arrays["adversarial/max_pool_1"].ravel()])
+    assert pool["scale"] == [float(both.min()), float(both.max())]
     np.testing.assert_array_equal(arrays["adversarial/input"], result["x_adv"])
-    np.testing.assert_allclose(arrays["adversarial/output"],
-                               result["attack"]["adversarial"]["probabilities"], atol=1e-6)
 
 
-def test_epsilon_sweep_spans_the_flip_and_includes_it():
-    model = small_vgg(2)
-    x = images(5, 1, 0.2, 0.8)[0]
-    result = attack_image(model, x, None, AttackSettings())
-    flip = result["attack"]["epsilon"]
-    sweep = epsilon_sweep(model, x, result["gradient_sign"], flip, frames=60)
-    epsilons = sweep["sweep_epsilons"]
-    assert len(epsilons) <= 60 and epsilons[0] == 0.0 and epsilons[-1] > flip
-    assert np.all(np.diff(epsilons) > 0) and flip in epsilons
-    assert sweep["sweep_probabilities"].shape == (len(epsilons), 3)
-    labels = sweep["sweep_labels"]
-    assert labels[0] == result["clean"]["index"]
-    assert labels[list(epsilons).index(flip)] == result["attack"]["adversarial"]["index"]
-    flip_index = sweep["sweep_flip_index"]
-    assert 0 < flip_index <= list(epsilons).index(flip)
-    assert np.all(labels[:flip_index] == labels[0]) and labels[flip_index] != labels[0]
+def _layer(name, shape, attack, noise):
+    return {"name": name, "shape": shape, "attack": {"relative_l2": attack}, "noise": {"relative_l2": noise}}
 
-    unchanged = epsilon_sweep(model, x, np.zeros_like(x), None, frames=10, epsilon_max=0.2)
-    assert len(unchanged["sweep_epsilons"]) == 10 and unchanged["sweep_epsilons"][-1] == 0.2
-    assert unchanged["sweep_flip_index"] == -1
+
+def test_butterfly_verdicts_compare_the_attack_with_noise_of_the_same_size():
+    maps = [(3, 3, 1), (3, 3, 2), (2, 2, 2)]
+    amplified = [_layer(n, list(s), a, b) for n, s, a, b in zip(("input", "conv", "pool"), maps, (0.1, 0.3, 0.6), (0.1, 0.12, 0.1))]
+    amplified.append(_layer("output", [3], 0.9, 0.01))
+    facts = image_butterfly(amplified)
+    assert facts["maps"] == ["input", "conv", "pool"] and facts["deepest"] == "pool"
+    assert facts["growth"] == pytest.approx(6.0) and facts["deepest_ratio"] == pytest.approx(6.0)
+    assert facts["verdict"] == "amplified"
+    assert facts["output"] == {"name": "output", "attack": 0.9, "noise": 0.01, "ratio": pytest.approx(90.0)}
+    # The change grows, but noise grows as much: not specific to the attack.
+    like_noise = [_layer(n, list(s), a, b) for n, s, a, b in zip(("input", "conv", "pool"), maps, (0.1, 0.3, 0.6), (0.1, 0.3, 0.5))]
+    assert image_butterfly(like_noise)["verdict"] == "grows_like_noise"
+    flat = [_layer(n, list(s), a, b) for n, s, a, b in zip(("input", "conv", "pool"), maps, (0.1, 0.1, 0.09), (0.1, 0.1, 0.09))]
+    assert image_butterfly(flat)["verdict"] == "no_growth"
+    summary = experiment_butterfly([facts, image_butterfly(like_noise), image_butterfly(flat)])
+    assert summary["verdicts"] == {"amplified": 1, "grows_like_noise": 1, "no_growth": 1}
+    assert summary["verdict"] == "no_growth"  # a tie goes to the weaker verdict
+    assert summary["median_ratio"][0] == pytest.approx(1.0)
 
 
 def test_robustness_at_zero_epsilon_is_clean_accuracy():

@@ -140,6 +140,23 @@ CHUNK_GROWTH = 8  # grid points per batch: 1, 8, 64, then settings.chunk
 MAX_GRID_POINTS = 1_000_000
 
 
+def grid_size(start: float, step: float, maximum: float) -> int:
+    """Points of the grid start, start + step, ... <= maximum; the 1e-9 keeps a maximum that
+    lies on the grid."""
+    return int(math.floor((maximum - start) / step + 1e-9)) + 1
+
+
+def grid_problem(start: float, step: float, maximum: float) -> str | None:
+    """Why the epsilon grid from `start` by `step` up to `maximum` cannot be searched, or None."""
+    if start > maximum:
+        return f"epsilon_start ({start}) is larger than epsilon_max ({maximum})"
+    points = grid_size(start, step, maximum)
+    if points > MAX_GRID_POINTS:
+        return (f"epsilon_step {step} is too small: {points:,} grid points from {start} to {maximum} "
+                f"(limit {MAX_GRID_POINTS:,})")
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class AttackSettings:
     """How an image is attacked and how its minimal epsilon is searched.
@@ -180,9 +197,9 @@ class AttackSettings:
         for key, ok, rule in checks:
             if not ok:
                 raise UserError(f"attack setting {key} must be {rule}, got {getattr(self, key)!r}")
-        if self.grid_size > MAX_GRID_POINTS:
-            raise UserError(f"attack setting epsilon_step {self.epsilon_step!r} is too small: "
-                            f"{self.grid_size} grid points up to epsilon_max (limit {MAX_GRID_POINTS})")
+        problem = grid_problem(self.epsilon_start, self.epsilon_step, self.epsilon_max)
+        if problem:
+            raise UserError(f"attack setting {problem}")
 
     @property
     def targeted(self) -> bool:
@@ -190,8 +207,7 @@ class AttackSettings:
 
     @property
     def grid_size(self) -> int:
-        """Number of grid points; the 1e-9 keeps an epsilon_max that lies on the grid."""
-        return int(math.floor((self.epsilon_max - self.epsilon_start) / self.epsilon_step + 1e-9)) + 1
+        return grid_size(self.epsilon_start, self.epsilon_step, self.epsilon_max)
 
     def grid_epsilons(self, indices) -> np.ndarray:
         """float64 epsilons of grid indices (int array): always start + k * step, never a sum."""
@@ -203,10 +219,10 @@ class EpsilonSearchResult:
     """Outcome of an epsilon search on one image (arrays without batch axis).
 
     succeeded: the goal was reached (targeted: the target label; untargeted: any other label).
-    epsilon: the first grid epsilon reaching the goal; for a targeted attack that misses its
-    target, the first grid epsilon that changed the label; None when the label never changed
-    up to epsilon_max. fooled: the label at x_adv differs from the clean one. refined_epsilon:
-    bisection estimate of the boundary below epsilon, in (previous grid point, epsilon].
+    epsilon: the first grid epsilon reaching the goal (the article loop's answer); for a
+    targeted attack that misses its target, the first grid epsilon that changed the label;
+    None when the label never changed up to epsilon_max. grid_index: that epsilon's k on the
+    grid (start + k * step), or None. fooled: the label at x_adv differs from the clean one.
     steps: grid points a one-by-one loop tries (all of them when the goal is not reached).
     x_adv (H, W, C): the attack at attack_epsilon, which is epsilon, else the largest grid
     epsilon. batches: model batches the grid search used (diagnostics).
@@ -215,7 +231,7 @@ class EpsilonSearchResult:
     fooled: bool
     succeeded: bool
     epsilon: float | None
-    refined_epsilon: float | None
+    grid_index: int | None
     steps: int
     attack_epsilon: float
     x_adv: np.ndarray
@@ -246,7 +262,7 @@ class _GridPoint:
         return int(np.argmax(self.probabilities))
 
 
-class _Search:
+class ImageSearch:
     """One image's search: its clean prediction, the attack's goal and direction."""
 
     def __init__(self, model, x, settings: AttackSettings):
@@ -306,14 +322,14 @@ class _Search:
         return _GridPoint(k, float(epsilon[0]), images[0], probabilities[0])
 
     def result(self, goal: _GridPoint | None, first_change: _GridPoint | None,
-               last: _GridPoint, refined: float | None, batches: int) -> EpsilonSearchResult:
+               last: _GridPoint, batches: int) -> EpsilonSearchResult:
         """The outcome: the goal point if reached; else (targeted) the first label change;
         else the last grid point tried."""
         shown = goal or first_change or last
         return EpsilonSearchResult(
             fooled=shown.label != self.clean_label, succeeded=goal is not None,
             epsilon=shown.epsilon if (goal or first_change) else None,
-            refined_epsilon=refined, steps=goal.k + 1 if goal else self.settings.grid_size,
+            grid_index=shown.k if (goal or first_change) else None, steps=goal.k + 1 if goal else self.settings.grid_size,
             attack_epsilon=shown.epsilon, x_adv=shown.image,
             clean_index=self.clean_label, clean_probabilities=self.clean_probabilities,
             adversarial_index=shown.label, adversarial_probabilities=shown.probabilities,
@@ -326,31 +342,32 @@ def plain_epsilon_loop(model, x, settings: AttackSettings = AttackSettings()) ->
     eps = epsilon_start; while the label is unchanged (targeted: not yet the target) and
     eps <= epsilon_max: eps += epsilon_step. The k-th epsilon is computed as start + k * step
     rather than by repeated addition, so it is the very number `minimal_epsilon` reports.
-    x: image (H, W, C). No refinement (refined_epsilon is None).
+    x: image (H, W, C).
     """
-    search = _Search(model, x, settings)
+    search = ImageSearch(model, x, settings)
     first_change = None
     for k in range(settings.grid_size):
         point = search.try_epsilon(k)  # epsilon = start + k * step
         if first_change is None and point.label != search.clean_label:
             first_change = point
         if search.goal_met(point.label):
-            return search.result(point, first_change, point, None, batches=k + 1)
-    return search.result(None, first_change, point, None, batches=settings.grid_size)
+            return search.result(point, first_change, point, batches=k + 1)
+    return search.result(None, first_change, point, batches=settings.grid_size)
 
 
-def minimal_epsilon(model, x, settings: AttackSettings = AttackSettings()) -> EpsilonSearchResult:
+def minimal_epsilon(model, x, settings: AttackSettings = AttackSettings(),
+                    search: ImageSearch | None = None) -> EpsilonSearchResult:
     """The article's epsilon search, batched: same epsilon and steps as `plain_epsilon_loop`.
 
     The gradient sign is taken once at the clean image (FGSM); grid points are evaluated in
     batches that grow from FIRST_CHUNK to settings.chunk, so an image that flips at once costs
     one small forward pass and one needing hundreds of steps a handful of large ones. For BIM
     and PGD each grid epsilon is its own iterative attack, run side by side in the batch.
-    The boundary before the reported epsilon is then refined by bisection.
-    x: image (H, W, C). Not reaching the goal up to epsilon_max is a normal result; a
+    x: image (H, W, C); `search` an ImageSearch of it already made (its clean prediction and
+    direction are reused). Not reaching the goal up to epsilon_max is a normal result; a
     targeted attack that misses its target reports the first change of label instead.
     """
-    search = _Search(model, x, settings)
+    search = search or ImageSearch(model, x, settings)
     n, start, size, batches = settings.grid_size, 0, FIRST_CHUNK, 0
     goal = first_change = None
     while start < n and goal is None:
@@ -364,82 +381,4 @@ def minimal_epsilon(model, x, settings: AttackSettings = AttackSettings()) -> Ep
         first_change = first_change or (changed[0] if changed else None)
         goal = next((point for point in points if search.goal_met(point.label)), None)
         start, size = indices[-1] + 1, min(size * CHUNK_GROWTH, settings.chunk)
-    found = goal or first_change
-    refined = None
-    if found is not None:
-        below = float(settings.grid_epsilons(found.k - 1)) if found.k > 0 else 0.0
-        # Refine the boundary of the reported outcome: the goal, or else a change of label.
-        test = search.goal_met if goal else (lambda label: label != search.clean_label)
-        refined = _refine(search, below, found.epsilon, test)
-    return search.result(goal, first_change, points[-1], refined, batches)
-
-
-def _refine(search: _Search, below: float, above: float, test) -> float:
-    """Shrink [below, above] (test false at below, true at above) settings.bisection_steps
-    times by two; each model batch tries 2**b - 1 interior points, i.e. does b halvings.
-    Returns the upper end: the smallest epsilon known to pass the test."""
-    steps_left = search.settings.bisection_steps
-    bits_per_batch = max(1, int(math.log2(search.settings.chunk + 1)))
-    while steps_left > 0:
-        bits = min(steps_left, bits_per_batch)
-        points = below + (above - below) * np.arange(1, 2 ** bits) / 2 ** bits
-        _, probabilities = search.evaluate(points, exact=False)
-        passed = np.flatnonzero([test(label) for label in probabilities.argmax(axis=1)])
-        if passed.size:
-            j = passed[0]
-            below, above = (points[j - 1] if j > 0 else below), points[j]
-        else:
-            below = points[-1]
-        steps_left -= bits
-    return float(above)
-
-
-def _class_name(index, class_names):
-    if index is None:
-        return None
-    return class_names[index] if class_names else str(index)
-
-
-def _prediction(probabilities, class_names) -> dict:
-    index = int(np.argmax(probabilities))
-    return {"label": _class_name(index, class_names), "index": index,
-            "probability": float(probabilities[index]),
-            "probabilities": [float(p) for p in probabilities]}
-
-
-def attack_image(model, x, true_label_index, settings: AttackSettings = AttackSettings(),
-                 class_names=None) -> dict:
-    """Attack one image, starting from the model's own clean prediction, and add the noise control.
-
-    x: image (H, W, C) in [0, 1]; true_label_index: int or None when unknown; class_names:
-    list of names (labels are the index as a string when None).
-    Returns the manifest's "true_label", "clean", "misclassified", "attack" and "noise"
-    entries (JSON-ready) and the arrays "x_adv", "x_noise", "gradient_sign" (H, W, C), the
-    last being the attack direction at the clean image (for targeted attacks, towards the
-    target). The noise has the L-infinity size of the adversarial image's perturbation: the
-    reported epsilon, or the largest grid epsilon when the label never changed.
-    """
-    found = minimal_epsilon(model, x, settings)
-    x = np.asarray(x, dtype=np.float32)
-    x_noise = sign_noise(x, found.attack_epsilon, settings.noise_seed, settings.clip_min,
-                         settings.clip_max)
-    noise_probabilities = predict_probabilities(model, x_noise[None])[0]
-    return {
-        "true_label": _class_name(true_label_index, class_names),
-        "clean": _prediction(found.clean_probabilities, class_names),
-        "misclassified": true_label_index is not None and true_label_index != found.clean_index,
-        "attack": {
-            "method": settings.method, "targeted": settings.targeted,
-            "target": _class_name(settings.target_index, class_names),
-            "fooled": found.fooled, "succeeded": found.succeeded, "epsilon": found.epsilon,
-            "refined_epsilon": found.refined_epsilon, "steps": found.steps,
-            "linf": float(np.max(np.abs(found.x_adv - x))),
-            "adversarial": _prediction(found.adversarial_probabilities, class_names),
-        },
-        "noise": {"epsilon": found.attack_epsilon,
-                  **_prediction(noise_probabilities, class_names),
-                  "fooled": int(np.argmax(noise_probabilities)) != found.clean_index},
-        "x_adv": found.x_adv,
-        "x_noise": x_noise,
-        "gradient_sign": found.gradient_sign,
-    }
+    return search.result(goal, first_change, points[-1], batches)

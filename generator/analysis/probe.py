@@ -65,6 +65,21 @@ def layer_activations(model, x_batch) -> dict[str, np.ndarray]:
     return {name: value for (name, _, _), value in zip(probed, values)}
 
 
+def channel_changes(clean, changed) -> np.ndarray:
+    """The L2 norm of the change of each channel: (c,) for feature maps (h, w, c).
+
+    The one definition of "the channel that changed most" on the site: the largest entry,
+    ties going to the lower index (np.argmax)."""
+    change = np.asarray(changed, dtype=np.float64) - np.asarray(clean, dtype=np.float64)
+    return np.sqrt(np.sum(change ** 2, axis=(0, 1)))
+
+
+def channel_order(clean, changed) -> list[int]:
+    """Channel indices by decreasing change (channel_changes), ties by index."""
+    changes = channel_changes(clean, changed)
+    return [int(i) for i in np.lexsort((np.arange(changes.size), -changes))]
+
+
 def layer_divergence(a, b, threshold: float) -> dict:
     """How far activations b (perturbed) are from a (clean); arrays of one shape, no batch axis.
 
@@ -73,7 +88,7 @@ def layer_divergence(a, b, threshold: float) -> dict:
     cosine: <a, b> / (||a|| ||b||); 1.0 when both are zero, 0.0 when only one is.
     fraction_changed: fraction of units with |b - a| > threshold * max|a|, i.e. changed by more
         than `threshold` of the layer's largest clean activation.
-    top_filter: for feature maps (h, w, c), the channel whose change has the largest L2 norm;
+    top_channel: for feature maps (h, w, c), the channel that changed most (channel_changes);
         None for vectors, and None when nothing changed.
     """
     a = np.asarray(a, dtype=np.float64)
@@ -89,64 +104,58 @@ def layer_divergence(a, b, threshold: float) -> dict:
     else:
         cosine = 1.0 if norm_a == norm_b else 0.0
     fraction_changed = float(np.mean(np.abs(change) > threshold * np.max(np.abs(a), initial=0.0)))
-    top_filter = None
+    top_channel = None
     if a.ndim == 3 and norm_change > 0:
-        top_filter = int(np.argmax(np.sqrt(np.sum(change ** 2, axis=(0, 1)))))
+        top_channel = int(np.argmax(channel_changes(a, b)))
     return {"relative_l2": relative_l2, "cosine": cosine, "fraction_changed": fraction_changed,
-            "top_filter": top_filter}
+            "top_channel": top_channel}
+
+
+UNITS = {"Conv2D": "filter", "DepthwiseConv2D": "filter", "SeparableConv2D": "filter"}
+
+
+def unit_of(layer_type: str) -> str:
+    """What one map of a layer is called: a convolution's maps come from its filters; any other
+    layer (activation, pooling, the input) has channels."""
+    return UNITS.get(layer_type, "channel")
 
 
 def probe_image(model, x, x_adv, x_noise, threshold: float):
-    """Activations of one image, its adversarial version and its noise control, compared.
+    """Activations of one image, its adversarial version and its noise controls, compared.
 
-    x, x_adv, x_noise: (H, W, C). One forward pass over the three stacked.
+    x, x_adv: (H, W, C); x_noise: (K, H, W, C), K draws of random sign noise of the attack's
+    size. One forward pass over all of them stacked.
     Returns (layers, arrays): layers is the manifest's list, input first, each
-    {"name", "type", "shape" (without batch), "adversarial": divergence, "noise": divergence};
-    arrays maps "clean/<name>", "adversarial/<name>", "noise/<name>" to activations without
-    the batch axis.
+    {"name", "type", "unit", "shape" (without batch), "attack": divergence, "noise": divergence
+    averaged over the K draws (top_channel from the first draw), "ratio": attack relative_l2 /
+    noise relative_l2 (None when the noise changed nothing), and for feature maps "scale"
+    [lo, hi] shared by the clean and adversarial maps, "difference_limit" max |adv - clean|,
+    "channel_order" (channels by decreasing change)}; arrays maps "clean/<name>",
+    "adversarial/<name>", "noise/<name>" (first draw) to activations without the batch axis.
     """
-    batch = np.stack([x, x_adv, x_noise]).astype(np.float32)
+    x_noise = np.asarray(x_noise, dtype=np.float32)
+    batch = np.concatenate([np.stack([x, x_adv]).astype(np.float32), x_noise])
     probed = _probed_layers(model)
     values = _run_layers(model, probed, batch)
     layers, arrays = [], {}
     for (name, layer_type, _), value in zip(probed, values):
-        clean, adversarial, noise = value
-        layers.append({"name": name, "type": layer_type, "shape": list(clean.shape),
-                       "adversarial": layer_divergence(clean, adversarial, threshold),
-                       "noise": layer_divergence(clean, noise, threshold)})
+        clean, adversarial, noises = value[0], value[1], value[2:]
+        attack = layer_divergence(clean, adversarial, threshold)
+        draws = [layer_divergence(clean, noise, threshold) for noise in noises]
+        noise = {key: float(np.mean([d[key] for d in draws])) for key in ("relative_l2", "cosine", "fraction_changed")}
+        noise["top_channel"] = draws[0]["top_channel"]
+        record = {"name": name, "type": layer_type, "unit": unit_of(layer_type), "shape": list(clean.shape),
+                  "attack": attack, "noise": noise,
+                  "ratio": attack["relative_l2"] / noise["relative_l2"] if noise["relative_l2"] > 0 else None}
+        if clean.ndim == 3:
+            record["scale"] = [float(min(clean.min(), adversarial.min())), float(max(clean.max(), adversarial.max()))]
+            record["difference_limit"] = float(np.max(np.abs(adversarial - clean)))
+            record["channel_order"] = channel_order(clean, adversarial)
+        layers.append(record)
         arrays[f"clean/{name}"] = clean
         arrays[f"adversarial/{name}"] = adversarial
-        arrays[f"noise/{name}"] = noise
+        arrays[f"noise/{name}"] = noises[0]
     return layers, arrays
-
-
-def epsilon_sweep(model, x, gradient_sign, flip_epsilon, frames: int = 60,
-                  epsilon_max: float = 0.3, overshoot: float = 0.25,
-                  clip_min: float = 0.0, clip_max: float = 1.0) -> dict:
-    """Predictions along x + eps * gradient_sign for eps from 0 to a bit past the flip.
-
-    x, gradient_sign: (H, W, C). flip_epsilon: the found epsilon, included exactly as one
-    frame; the sweep ends at (1 + overshoot) * flip_epsilon. None (not fooled): 0 ..
-    epsilon_max. frames: at most this many (<= 60 keeps the GIF small).
-    Returns the npz arrays: "sweep_epsilons" (K,), "sweep_probabilities" (K, n_classes),
-    "sweep_labels" (K,), "sweep_flip_index": the first frame whose label differs from the
-    clean one (frame 0, eps = 0), or -1. It can precede the flip_epsilon frame, since the
-    boundary lies between the last unchanged grid point and flip_epsilon.
-    """
-    frames = int(min(max(frames, 2), 60))
-    if flip_epsilon is None:
-        epsilons = np.linspace(0.0, epsilon_max, frames)
-    else:
-        spread = np.linspace(0.0, (1.0 + overshoot) * flip_epsilon, frames - 1)
-        epsilons = np.unique(np.append(spread, flip_epsilon))
-    images = np.clip(np.asarray(x, np.float32)[None]
-                     + epsilons.astype(np.float32).reshape(-1, 1, 1, 1)
-                     * np.asarray(gradient_sign, np.float32)[None], clip_min, clip_max)
-    probabilities = predict_probabilities(model, images)
-    labels = probabilities.argmax(axis=1)
-    changed = np.flatnonzero(labels != labels[0])
-    return {"sweep_epsilons": epsilons, "sweep_probabilities": probabilities,
-            "sweep_labels": labels, "sweep_flip_index": int(changed[0]) if changed.size else -1}
 
 
 def robustness_curve(model, x, y, epsilons, seed: int = 0, batch_size: int = 256,

@@ -1,18 +1,23 @@
 """Figures of the site: pure rendering functions, NumPy arrays in, one file out.
 
 Every function writes its file and returns the record the manifest stores:
-{"path", "alt", "width", "height", "frames", "bytes"}. Nothing here imports TensorFlow.
+{"path", "alt", "width", "height", "frames", "bytes"}, plus what it drew (layer, channels, unit,
+...), so captions can be read from the figure's own record. The caller chooses which channels
+are drawn; no function here ranks them. Each takes `words` (`words_for('en')` or
+`words_for('zh')`): the language of its labels and alt text. Nothing here imports TensorFlow.
 """
 
 from .gifs import epsilon_sweep_gif, propagation_gif, training_gif
-from .grids import comparison_grid, first_layer_filters, network_overview, select_filters, shared_scales
-from .common import most_changed_filters, relative_change
-from .plots import butterfly_all, butterfly_plot, probability_bars, robustness_plot, training_curves
+from .grids import comparison_grid, first_layer_filters, network_overview, shared_scales
+from .plots import (
+    butterfly_plot, epsilon_strip, probability_bars, ratio_curves, robustness_plot, training_curves,
+)
+from .words import Words, font_fingerprint, words_for
 from .zoom import largest_change_window, perturbation_image, zoom_crop
 
 __all__ = [
-    "butterfly_all", "butterfly_plot", "comparison_grid", "epsilon_sweep_gif", "first_layer_filters",
-    "largest_change_window", "most_changed_filters", "network_overview", "perturbation_image",
-    "probability_bars", "propagation_gif", "relative_change", "robustness_plot", "select_filters",
-    "shared_scales", "training_curves", "training_gif", "zoom_crop",
+    "Words", "butterfly_plot", "comparison_grid", "epsilon_strip", "epsilon_sweep_gif", "first_layer_filters",
+    "font_fingerprint", "largest_change_window", "network_overview", "perturbation_image", "probability_bars",
+    "propagation_gif", "ratio_curves", "robustness_plot", "shared_scales", "training_curves", "training_gif",
+    "words_for", "zoom_crop",
 ]

@@ -7,14 +7,19 @@ keep the rules of the site in one place:
 - a difference is coloured with a diverging scale (RdBu reversed: red = higher, blue = lower)
   centred on zero with the symmetric range ±limit, so 0 is always the neutral light grey;
 - maps are enlarged by an integer factor with nearest-neighbour sampling, so pixels stay pixels;
-- text uses DejaVu Sans (shipped with matplotlib) for its symbols, else Pillow's default font.
+- Latin text uses DejaVu Sans (shipped with matplotlib) for its symbols, else Pillow's default
+  font; the faces of each language come from `words.Words.face`;
+- text wraps at spaces and between Chinese characters, and is measured with the face that draws it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import os
+import re
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,6 +37,7 @@ FRAME = (150, 150, 150)
 CLEAN_COLOUR = (31, 119, 180)
 ADVERSARIAL_COLOUR = (214, 39, 40)
 FLIP_COLOUR = (220, 20, 20)
+ANSWER_COLOUR = (235, 140, 0)  # the frame where the article's epsilon search stops
 BAR_TRACK = (232, 232, 232)
 
 # An odd table length puts a table entry exactly on the middle of the scale, so a difference
@@ -111,6 +117,41 @@ def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
+# --- panels shared between languages ------------------------------------------------------------
+# Each figure is drawn once per site language from the same arrays. Colouring and enlarging its
+# panels does not depend on the language, so the last few results are kept, keyed by the arrays'
+# content (the arrays are read again from disk for every language, so identity would not do).
+PANEL_CACHE_ENTRIES = 24
+_panels: OrderedDict = OrderedDict()
+
+
+def _content_key(part):
+    if isinstance(part, np.ndarray):
+        data = np.ascontiguousarray(part)
+        return (hashlib.blake2b(data.view(np.uint8).ravel(), digest_size=16).hexdigest(), data.shape, data.dtype.str)
+    return part
+
+
+def shared_panels(key: tuple, make):
+    """make() -> panels, or the panels made before for an equal `key` (arrays compare by content).
+
+    The result is shared: callers only read it (paste it into their sheet)."""
+    key = tuple(_content_key(part) for part in key)
+    if key in _panels:
+        _panels.move_to_end(key)
+        return _panels[key]
+    value = make()
+    _panels[key] = value
+    while len(_panels) > PANEL_CACHE_ENTRIES:
+        _panels.popitem(last=False)
+    return value
+
+
+def clear_shared_panels() -> None:
+    """Forget the kept panels (the benchmark starts every image afresh)."""
+    _panels.clear()
+
+
 def enlargement(height: int, width: int, target: int) -> int:
     """An integer enlargement factor that brings a height x width map close to `target` pixels.
 
@@ -131,29 +172,6 @@ def as_maps(array: np.ndarray, what: str) -> np.ndarray:
     if array.ndim != 3:
         raise ValueError(f"{what}: expected activations of shape (h, w, c), got {array.shape}")
     return array
-
-
-def relative_change(clean: np.ndarray, changed: np.ndarray) -> float:
-    """||changed - clean|| / ||clean|| (L2 over all elements); inf when clean is all zero but changed is not."""
-    clean = np.asarray(clean, dtype=np.float64)
-    # sqrt of a plain sum rather than np.linalg.norm: BLAS thread start-up costs more than the sum
-    delta = float(np.sqrt(np.square(np.asarray(changed, dtype=np.float64) - clean).sum()))
-    norm = float(np.sqrt(np.square(clean).sum()))
-    if norm == 0:
-        return 0.0 if delta == 0 else float("inf")
-    return float(delta / norm)
-
-
-def filter_changes(clean: np.ndarray, adversarial: np.ndarray) -> np.ndarray:
-    """Summed |adversarial - clean| per filter: (c,) for activations (h, w, c)."""
-    return np.abs(np.asarray(adversarial, np.float32) - np.asarray(clean, np.float32)).sum(axis=(0, 1))
-
-
-def most_changed_filters(clean: np.ndarray, adversarial: np.ndarray, count: int) -> list[int]:
-    """Indices of the `count` filters with the largest summed |difference|, largest first (ties by index)."""
-    changes = filter_changes(clean, adversarial)
-    order = np.lexsort((np.arange(changes.size), -changes))
-    return [int(i) for i in order[:count]]
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:
@@ -209,21 +227,53 @@ def _font_dir() -> str | None:
     return folder if os.path.isdir(folder) else None
 
 
+def latin_font_file(bold: bool = False) -> str | None:
+    """The DejaVu Sans file matplotlib ships, or None."""
+    folder = _font_dir()
+    if folder:
+        path = os.path.join(folder, "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")
+        if os.path.exists(path):
+            return path
+    return None
+
+
 @lru_cache(maxsize=None)
 def font(size: int = 13, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """DejaVu Sans at `size` pixels (it has the symbols we print: ε, ×, ±, −); Pillow's default otherwise."""
-    folder = _font_dir()
-    if folder:
-        name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
-        path = os.path.join(folder, name)
-        if os.path.exists(path):
-            return ImageFont.truetype(path, size)
+    path = latin_font_file(bold)
+    if path:
+        return ImageFont.truetype(path, size)
     return ImageFont.load_default(size=size)
+
+
+# Symbols that CJK fonts draw full-width, which pulls a formula such as ‖f(x′) − f(x)‖ apart:
+# in text written with another font they are drawn with DejaVu Sans of the same size.
+FORMULA_SYMBOLS = frozenset("‖′")
+
+
+def _symbol_runs(text: str, face) -> list[tuple[str, object]] | None:
+    """`text` cut into runs of (text, face) when `face` is not DejaVu Sans and `text` holds a
+    formula symbol; None when one face draws it all."""
+    path = getattr(face, "path", None)
+    if path is None or not FORMULA_SYMBOLS.intersection(text) or path in (latin_font_file(), latin_font_file(True)):
+        return None
+    symbols = font(int(face.size), bold="Bold" in (face.getname()[1] or ""))
+    runs: list[tuple[str, object]] = []
+    for character in text:
+        chosen = symbols if character in FORMULA_SYMBOLS else face
+        if runs and runs[-1][1] is chosen:
+            runs[-1] = (runs[-1][0] + character, chosen)
+        else:
+            runs.append((character, chosen))
+    return runs
 
 
 @lru_cache(maxsize=8192)
 def text_width(text: str, face) -> int:
     """Width in pixels of `text` drawn with `face` (cached: labels recur across frames and figures)."""
+    runs = _symbol_runs(text, face)
+    if runs:
+        return int(np.ceil(sum(run_face.getlength(run) for run, run_face in runs)))
     return int(np.ceil(face.getlength(text)))
 
 
@@ -249,20 +299,82 @@ def _text_mask(text: str, face, anchor: str) -> tuple[Image.Image, int, int]:
     Rendering glyphs is the slowest part of drawing a figure and the same labels recur in every
     frame and grid, so each (text, font, anchor) is rasterised once.
     """
+    runs = _symbol_runs(text, face)
+    if runs:
+        return _runs_mask(runs, face, anchor)
     left, top, right, bottom = face.getbbox(text, anchor=anchor)
     mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
     ImageDraw.Draw(mask).text((-left, -top), text, font=face, fill=255, anchor=anchor)
     return mask, left, top
 
 
-def wrap_text(text: str, face, width: int) -> list[str]:
-    """Break `text` at spaces into lines no wider than `width` pixels (a long word stays whole)."""
+def _runs_mask(runs: list[tuple[str, object]], face, anchor: str) -> tuple[Image.Image, int, int]:
+    """Runs of several faces set on one baseline; the line's metrics are those of `face`."""
+    ascent, descent = face.getmetrics()
+    pad = ascent  # room for glyphs of the other faces that reach beyond `face`'s line
+    width = sum(run_face.getlength(run) for run, run_face in runs)
+    mask = Image.new("L", (int(np.ceil(width)) + 2, ascent + descent + 2 * pad), 0)
+    draw, x = ImageDraw.Draw(mask), 0.0
+    for run, run_face in runs:
+        draw.text((x, pad + ascent), run, font=run_face, fill=255, anchor="ls")
+        x += run_face.getlength(run)
+    left = {"l": 0, "m": -width / 2, "r": -width}[anchor[0]]
+    top = {"a": 0, "t": 0, "m": -(ascent + descent) / 2, "s": -ascent, "b": -(ascent + descent),
+           "d": -(ascent + descent)}[anchor[1]] - pad
+    box = mask.getbbox() or (0, 0, 1, 1)
+    return mask.crop(box), int(round(left)) + box[0], int(round(top)) + box[1]
+
+
+# Chinese characters and full-width punctuation: a line may break between any two of them.
+_CJK = "\u2e80-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"
+_PIECES = re.compile(f"\\s+|[{_CJK}]|[^\\s{_CJK}]+")
+# never at the start of a line / never at its end
+_CLOSING = set("，。、；：！？）」』》〉】,.;:!?)]%")
+_OPENING = set("（「『《〈【([")
+_BINDING = set("=–")  # an equals sign or a range dash binds the words on both sides
+
+
+def _unbreakable_pieces(text: str, break_cjk: bool = True) -> list[tuple[str, bool]]:
+    """`text` cut where a line may break: [(piece, a space stood before it)]. Latin words stay
+    whole, each Chinese character is a piece (with break_cjk False, a run of them and the words
+    set beside them is, up to the next punctuation), closing punctuation sticks to what precedes
+    it and opening punctuation to what follows."""
+    pieces: list[tuple[str, bool]] = []
+    space = False
+    for match in _PIECES.finditer(text):
+        piece = match.group()
+        if piece.isspace():
+            space = True
+            continue
+        # keeping Chinese words whole: only punctuation, or a space between two Latin words, breaks
+        joins_run = (not break_cjk and pieces and (_is_cjk_letter(piece[0]) or _is_cjk_letter(pieces[-1][0][-1]))
+                     and (space or _is_cjk_letter(piece[0]) and _is_cjk_letter(pieces[-1][0][-1])))
+        # "ε = 0.01" and "0.2 – 1.5" stay on one line
+        binds = pieces and (piece[0] in _BINDING or pieces[-1][0][-1] in _BINDING)
+        if pieces and (piece[0] in _CLOSING or pieces[-1][0][-1] in _OPENING or joins_run or binds):
+            previous, before = pieces[-1]
+            pieces[-1] = (previous + (" " if space else "") + piece, before)
+        else:
+            pieces.append((piece, space))
+        space = False
+    return pieces
+
+
+def _is_cjk_letter(character: str) -> bool:
+    return bool(_PIECES.fullmatch(character)) and "\u3400" <= character <= "\u9fff"
+
+
+def wrap_text(text: str, face, width: int, break_cjk: bool = True) -> list[str]:
+    """Break `text` into lines no wider than `width` pixels: at spaces, and between Chinese
+    characters (not before closing punctuation). A word wider than `width` stays whole. With
+    break_cjk False, Chinese breaks only at spaces and punctuation (for short labels, where a
+    word split over two lines would read badly)."""
     lines, current = [], ""
-    for word in text.split(" "):
-        candidate = f"{current} {word}" if current else word
+    for piece, space in _unbreakable_pieces(text, break_cjk):
+        candidate = current + (" " if space and current else "") + piece
         if current and text_width(candidate, face) > width:
             lines.append(current)
-            current = word
+            current = piece
         else:
             current = candidate
     lines.append(current)
@@ -291,12 +403,13 @@ def paste_panel(sheet: Image.Image, pixels: np.ndarray, x: int, y: int, frame=FR
 
 
 def colour_bar(cmap: str, lo: float, hi: float, width: int, caption: str, diverging: bool = False,
-               face_size: int = 12, ends: tuple[str, str] | None = None) -> Image.Image:
+               face=None, ends: tuple[str, str] | None = None) -> Image.Image:
     """A horizontal colour bar `width` pixels wide with its end values (and 0 if diverging) and a caption.
 
-    `ends` replaces the printed end values with words (e.g. ('low', 'high')).
+    `ends` replaces the printed end values with words (e.g. ('low', 'high')); `face` is the font
+    of the caption's language (DejaVu Sans 12 px by default).
     """
-    face = font(face_size)
+    face = face or font(12)
     bar_height = 10
     ramp = colour_table(cmap)[np.linspace(0, TABLE_SIZE - 1, width).round().astype(np.intp)]
     strip = np.repeat(ramp[None, :, :], bar_height, axis=0)

@@ -12,11 +12,12 @@ import numpy as np
 from PIL import ImageDraw
 
 from .common import (
-    ADVERSARIAL_COLOUR, BAR_TRACK, CLEAN_COLOUR, FLIP_COLOUR, FRAME, INK, MUTED, as_maps,
-    diverging_colours, draw_text, enlarge, enlargement, fit_text, font, image_colours, line_height,
-    log_ticks, most_changed_filters, new_sheet, number, paste_panel, percent, relative_change, save_gif,
-    sequential_colours, symmetric_limit, text_width, topk_bars, topk_bars_size, value_range,
+    ADVERSARIAL_COLOUR, ANSWER_COLOUR, BAR_TRACK, CLEAN_COLOUR, FLIP_COLOUR, FRAME, INK, MUTED, as_maps,
+    diverging_colours, draw_text, enlarge, enlargement, fit_text, image_colours, line_height, log_ticks,
+    new_sheet, number, paste_panel, percent, save_gif, sequential_colours, shared_panels, symmetric_limit,
+    text_width, topk_bars, topk_bars_size, value_range, wrap_text,
 )
+from .words import ENGLISH, Words
 
 MARGIN = 12
 GAP = 16
@@ -33,16 +34,17 @@ def _durations(count: int, fps: float, held: Sequence[int] = (), hold_ms: int = 
     return durations
 
 
-def _pick_frames(count: int, max_frames: int, keep: int | None) -> list[int]:
+def _pick_frames(count: int, max_frames: int, keep: Sequence[int] = ()) -> list[int]:
     """At most max_frames indices spread evenly over range(count), always with 0, count-1 and `keep`."""
     if count <= max_frames:
         return list(range(count))
     picks = set(np.linspace(0, count - 1, max(max_frames, 2)).round().astype(int).tolist())
-    if keep is not None and 0 <= keep < count and keep not in picks:
-        removable = [p for p in picks if p not in (0, count - 1)]
+    kept = {0, count - 1} | {k for k in keep if 0 <= k < count}
+    for index in sorted(kept - picks):
+        removable = [p for p in picks if p not in kept]
         if len(picks) >= max_frames and removable:
-            picks.discard(min(removable, key=lambda p: abs(p - keep)))
-        picks.add(keep)
+            picks.discard(min(removable, key=lambda p: abs(p - index)))
+        picks.add(index)
     return sorted(picks)
 
 
@@ -64,192 +66,296 @@ def _within_budget(render, max_bytes: int | None, thin: bool = True) -> dict:
     return record
 
 
-def epsilon_sweep_gif(x: np.ndarray, gradient_sign: np.ndarray, epsilons, probabilities, labels, flip_index: int,
-                      class_names: Sequence[str], path, fps: float = 6, *, k: int = 5, max_frames: int = 60,
-                      panel: int = 168, max_bytes: int | None = 500_000) -> dict:
+def _frame_border(draw: ImageDraw.ImageDraw, width: int, height: int, colours: Sequence[tuple]) -> None:
+    """A FLIP_BORDER-wide frame around the picture; two colours split it into outer and inner halves."""
+    step = FLIP_BORDER // len(colours)
+    for i, colour in enumerate(colours):
+        draw.rectangle((i * step, i * step, width - 1 - i * step, height - 1 - i * step), outline=colour,
+                       width=step if i < len(colours) - 1 else FLIP_BORDER - i * step)
+
+
+def epsilon_sweep_gif(images: np.ndarray, x: np.ndarray, epsilons, probabilities, labels, path, *,
+                      flip_index: int, answer_index: int, amplification: float, class_names: Sequence[str],
+                      fps: float = 4, k: int = 5, max_frames: int = 60, max_bytes: int | None = 500_000,
+                      epsilon_start: float | None = None, epsilon_step: float | None = None, panel: int = 168,
+                      words: Words = ENGLISH) -> dict:
     """The attack as epsilon grows: image, perturbation and top-k probabilities, one frame per epsilon.
 
-    x, gradient_sign: (H, W, C); the frame for epsilon e shows clip(x + e * gradient_sign, 0, 1).
-    epsilons (K,), probabilities (K, n_classes), labels (K,) predicted class indices. flip_index:
-    the first frame whose label differs from frame 0's, or -1 if the label never flips ("not
-    fooled"). The flip frame gets a red border and 'label flips here' and is held longer. The
-    perturbation is amplified by one factor for all frames (so it visibly grows), printed.
-    More than max_frames epsilons are thinned evenly, keeping the first, last and flip frames; if
+    images: (K, H, W, C) the attacked image of each frame (computed by the caller with its attack);
+    x: (H, W, C) the original; epsilons: (K,) non-decreasing from 0; probabilities: (K, n_classes);
+    labels: (K,) predicted class indices; class_names in the words' language. flip_index: the first
+    frame whose label differs from frame 0's, or -1 ("not fooled"): red border, 'label changes here'
+    and its epsilon as given. answer_index: the frame at the epsilon the article's search (from
+    epsilon_start in steps of epsilon_step) answers, or -1: orange border, 'the search stops here'.
+    Both frames (they may be one) are held longer and survive thinning. The perturbation is
+    (image - x) * amplification + 0.5 with the caller's factor, printed.
+    More than max_frames epsilons are thinned evenly (first, last, flip and answer frames kept); if
     the file would exceed max_bytes the panels shrink and then frames are thinned further.
+
+    The record adds {"flip": {"frame", "epsilon"} or None, "answer": {"frame", "epsilon"} or None,
+    "amplification"}; "frame" counts frames of the file from 0.
     """
-    x, gradient_sign = np.asarray(x, np.float32), np.asarray(gradient_sign, np.float32)
+    images, x = np.asarray(images, np.float32), np.asarray(x, np.float32)
     epsilons = np.asarray(epsilons, float)
     probabilities = np.asarray(probabilities, float)
     labels = np.asarray(labels, int)
-    if not (len(epsilons) == len(probabilities) == len(labels)) or len(epsilons) == 0:
-        raise ValueError(f"epsilons, probabilities and labels must have one equal, non-zero length, got "
-                         f"{len(epsilons)}, {len(probabilities)}, {len(labels)}")
-    flip_index = int(flip_index)
-    if flip_index >= len(epsilons):
-        raise ValueError(f"flip_index {flip_index} is outside the {len(epsilons)} sweep steps")
-    eps_max = float(np.max(np.abs(epsilons)))
-    factor = 0.5 / eps_max if eps_max > 0 else 1.0
+    steps = len(epsilons)
+    if not (steps == len(images) == len(probabilities) == len(labels)) or steps == 0:
+        raise ValueError(f"images, epsilons, probabilities and labels must have one equal, non-zero length, got "
+                         f"{len(images)}, {steps}, {len(probabilities)}, {len(labels)}")
+    if images.shape[1:] != x.shape:
+        raise ValueError(f"frames {images.shape[1:]} and the original {x.shape} differ in shape")
+    if np.any(np.diff(epsilons) < 0):
+        raise ValueError("epsilons must not decrease")
+    flip_index, answer_index = int(flip_index), int(answer_index)
+    for name, index in (("flip_index", flip_index), ("answer_index", answer_index)):
+        if not -1 <= index < steps:
+            raise ValueError(f"{name} {index} is outside the {steps} sweep steps")
+    if not amplification > 0:
+        raise ValueError(f"amplification must be positive, got {amplification}")
     k = min(k, probabilities.shape[1])
     by_peak = np.argsort(-probabilities.max(axis=0), kind="stable")[:k]
     classes = sorted((int(c) for c in by_peak), key=lambda c: -probabilities[0, c])
     if int(labels[0]) not in classes:
         classes = [int(labels[0])] + classes[:-1]
     original = class_names[int(labels[0])]
-    head_face, text_face, small_face = font(14, bold=True), font(12), font(11)
+    head_face, text_face, small_face = words.face(14, bold=True), words.face(12), words.face(11)
     label_w, bars_w, bars_h = topk_bars_size(class_names, len(classes), text_face, 120)
+    factor = number(amplification)
+    perturbation_title = words.t("perturbation_times", factor=factor)
+    flip_text = (words.t("sweep_flip", before=original, after=class_names[int(labels[flip_index])],
+                         epsilon=f"{epsilons[flip_index]:.5f}") if flip_index >= 0 else "")
+    if answer_index < 0:
+        answer_text = ""
+    elif epsilon_start is not None and epsilon_step is not None:
+        answer_text = words.t("sweep_answer", start=f"{epsilon_start:.4f}", step=f"{epsilon_step:.4f}",
+                              epsilon=f"{epsilons[answer_index]:.4f}")
+    else:
+        answer_text = words.t("sweep_answer_plain", epsilon=f"{epsilons[answer_index]:.4f}")
+
+    def frame_panels(indices: tuple[int, ...], scale: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """{frame: (image, perturbation)} enlarged, for the frames drawn."""
+        chosen = images[list(indices)]
+        perturbations = np.clip((chosen - x) * amplification + 0.5, 0.0, 1.0)
+        return {i: (enlarge(image_colours(image), scale), enlarge(image_colours(moved), scale))
+                for i, image, moved in zip(indices, chosen, perturbations)}
 
     def render(panel_scale: float, stride: int) -> dict:
-        count = min(max_frames, -(-len(epsilons) // stride))
-        frames_idx = _pick_frames(len(epsilons), count, flip_index)
+        count = min(max_frames, -(-steps // stride))
+        frames_idx = _pick_frames(steps, count, [i for i in (flip_index, answer_index) if i >= 0])
         h, w = x.shape[:2]
         scale = enlargement(h, w, int(panel * panel_scale))
         pw, ph = w * scale, h * scale
-        cell_w = max(pw, text_width(f"perturbation ×{number(factor)}", text_face))
+        cell_w = max(pw, text_width(perturbation_title, text_face), text_width(words.t("grey_no_change"), small_face))
         left = MARGIN + FLIP_BORDER
-        top = left + 2 * (line_height(head_face) + 4) + 4
         width = 2 * left + 2 * cell_w + 2 * GAP + bars_w
-        strip_top = top + line_height(text_face) + 4 + max(ph, bars_h) + 4 + line_height(small_face) + 12
-        height = strip_top + 24 + line_height(small_face) + left
+        note_lines = [wrap_text(text, text_face, width - 2 * left) for text in (flip_text, answer_text)]
+        notes_h = max(2, sum(len(lines) for lines in note_lines)) * (line_height(text_face) + 2)
+        top = left + line_height(head_face) + 4 + notes_h + 6
+        strip_top = top + line_height(text_face) + 4 + max(ph, bars_h) + 4 + line_height(small_face) + 10
+        height = strip_top + _strip_height(small_face) + left
+        panels = shared_panels(("sweep", images, x, float(amplification), tuple(frames_idx), scale),
+                               lambda: frame_panels(tuple(frames_idx), scale))
         frames = []
         for i in frames_idx:
             eps = float(epsilons[i])
-            moved = np.clip(x + eps * gradient_sign, 0.0, 1.0)
-            shown = np.clip(0.5 + factor * (moved - x), 0.0, 1.0)
             sheet, draw = new_sheet(width, height)
             fooled = int(labels[i]) != int(labels[0])
             label = class_names[int(labels[i])]
-            draw_text(draw, (left, left), f"ε = {eps:.4f}", head_face)
-            status = f"prediction: {label} {percent(probabilities[i, labels[i]])}"
+            # The flip frame sits at a bisected threshold between grid points: one more decimal.
+            draw_text(draw, (left, left), f"ε = {eps:.5f}" if i == flip_index else f"ε = {eps:.4f}", head_face)
+            status = words.t("sweep_prediction", label=label, probability=percent(probabilities[i, labels[i]]))
             draw_text(draw, (width - left, left), status, head_face, FLIP_COLOUR if fooled else INK, "ra")
+            notes = []
             if i == flip_index:
-                draw.rectangle((0, 0, width - 1, height - 1), outline=FLIP_COLOUR, width=FLIP_BORDER)
-                note, colour = f"label flips here: {original} → {label}", FLIP_COLOUR
-            elif flip_index < 0:
-                note, colour = f"not fooled: the label stays {original} up to ε = {eps_max:.4f}", MUTED
-            elif fooled:
-                note, colour = f"fooled: the label first changed at ε = {epsilons[flip_index]:.4f}", FLIP_COLOUR
-            else:
-                note, colour = f"label unchanged ({original})", MUTED
-            draw_text(draw, (left, left + line_height(head_face) + 4), fit_text(note, text_face, width - 2 * left),
-                      text_face, colour)
-            for slot, (name, pixels) in enumerate((("image", image_colours(moved)),
-                                                   (f"perturbation ×{number(factor)}", image_colours(shown)))):
+                notes.append((note_lines[0], FLIP_COLOUR))
+            if i == answer_index:
+                notes.append((note_lines[1], ANSWER_COLOUR))
+            if not notes:
+                if flip_index < 0:
+                    text, colour = words.t("sweep_not_fooled", label=original,
+                                           epsilon=f"{epsilons[-1]:.4f}"), MUTED
+                elif fooled:
+                    text, colour = words.t("sweep_fooled", epsilon=f"{epsilons[flip_index]:.5f}"), FLIP_COLOUR
+                else:
+                    text, colour = words.t("sweep_unchanged", label=original), MUTED
+                notes.append((wrap_text(text, text_face, width - 2 * left), colour))
+            y = left + line_height(head_face) + 4
+            for lines, colour in notes:
+                for line in lines:
+                    draw_text(draw, (left, y), fit_text(line, text_face, width - 2 * left), text_face, colour)
+                    y += line_height(text_face) + 2
+            borders = [c for c, marked in ((FLIP_COLOUR, i == flip_index), (ANSWER_COLOUR, i == answer_index))
+                       if marked]
+            if borders:
+                _frame_border(draw, width, height, borders)
+            for slot, (name, pixels) in enumerate(zip((words.t("image"), perturbation_title), panels[i])):
                 cx = left + slot * (cell_w + GAP)
                 draw_text(draw, (cx + cell_w // 2, top), name, text_face, INK, "ma")
-                paste_panel(sheet, enlarge(pixels, scale), cx + (cell_w - pw) // 2, top + line_height(text_face) + 4)
+                paste_panel(sheet, pixels, cx + (cell_w - pw) // 2, top + line_height(text_face) + 4)
             draw_text(draw, (left + cell_w + GAP + cell_w // 2, top + line_height(text_face) + 4 + ph + 4),
-                      "grey = no change", small_face, MUTED, "ma")
+                      words.t("grey_no_change"), small_face, MUTED, "ma")
             bars_x = left + 2 * (cell_w + GAP)
-            draw_text(draw, (bars_x, top), f"top {len(classes)} classes", text_face, INK)
+            draw_text(draw, (bars_x, top), words.t("top_classes", k=len(classes)), text_face, INK)
             topk_bars(draw, bars_x, top + line_height(text_face) + 4, probabilities[i], class_names, k, label_w, 120,
                       text_face, ADVERSARIAL_COLOUR if fooled else CLEAN_COLOUR, classes=classes)
-            _sweep_strip(draw, left, strip_top, width - 2 * left, epsilons, i, flip_index, small_face)
+            _sweep_strip(draw, left, strip_top, width - 2 * left, epsilons, i, flip_index, answer_index,
+                         small_face, words)
             frames.append(sheet)
 
-        held = [frames_idx.index(flip_index)] if flip_index >= 0 else []
-        if flip_index >= 0:
-            outcome = (f"the label flips from {original} to {class_names[int(labels[flip_index])]} at "
-                       f"ε = {epsilons[flip_index]:.4f} (frame {held[0] + 1}, marked with a red border and held)")
+        marks = {}
+        for key, index in (("flip", flip_index), ("answer", answer_index)):
+            marks[key] = ({"frame": frames_idx.index(index), "epsilon": float(epsilons[index])} if index >= 0
+                          else None)
+        held = [mark["frame"] for mark in marks.values() if mark]
+        if marks["flip"]:
+            outcome = words.t("sweep_alt_flip", before=original, after=class_names[int(labels[flip_index])],
+                              epsilon=f"{epsilons[flip_index]:.5f}", frame=marks["flip"]["frame"] + 1)
         else:
-            outcome = f"the label stays {original} throughout: not fooled"
-        alt = (f"Animation of {len(frames)} frames: the image, the perturbation (amplified ×{number(factor)}) and the "
-               f"top {len(classes)} class probabilities as ε grows from {epsilons[0]:.4f} to {epsilons[-1]:.4f}; "
-               f"{outcome}.")
-        return save_gif(frames, path, alt, _durations(len(frames), fps, held))
+            outcome = words.t("sweep_alt_not_fooled", label=original)
+        if marks["answer"]:
+            outcome += words.t("sweep_alt_answer", epsilon=f"{epsilons[answer_index]:.4f}",
+                               frame=marks["answer"]["frame"] + 1)
+        alt = words.t("sweep_alt", count=len(frames), factor=factor, k=len(classes), lo=f"{epsilons[0]:.4f}",
+                      hi=f"{epsilons[-1]:.4f}", outcome=outcome)
+        record = save_gif(frames, path, alt, _durations(len(frames), fps, held))
+        record.update(marks)
+        record["amplification"] = float(amplification)
+        return record
 
     return _within_budget(render, max_bytes)
 
 
+def _strip_height(face) -> int:
+    """Height of the epsilon strip: two label rows above the track, the track, the end labels."""
+    return 2 * (line_height(face) + 2) + 18 + line_height(face)
+
+
 def _sweep_strip(draw: ImageDraw.ImageDraw, x: int, y: int, width: int, epsilons, current: int, flip_index: int,
-                 face) -> None:
-    """A horizontal ε axis with the current ε marked and the flip ε as a red tick."""
+                 answer_index: int, face, words: Words) -> None:
+    """A horizontal ε axis with the current ε marked, the flip ε as a red tick and the search's
+    answer as an orange one, each labelled on its own row above the track."""
     lo, hi = float(epsilons[0]), float(epsilons[-1])
     span = hi - lo if hi > lo else 1.0
 
     def at(eps: float) -> int:
         return x + int(round((eps - lo) / span * (width - 1)))
 
-    draw.rectangle((x, y + 8, x + width - 1, y + 12), fill=BAR_TRACK)
-    draw.rectangle((x, y + 8, at(float(epsilons[current])), y + 12), fill=CLEAN_COLOUR)
-    if flip_index >= 0:
-        fx = at(float(epsilons[flip_index]))
-        draw.rectangle((fx - 1, y + 2, fx + 1, y + 18), fill=FLIP_COLOUR)
-        draw_text(draw, (fx, y + 20), f"flip at {epsilons[flip_index]:.4f}", face, FLIP_COLOUR, "ma")
+    def label(text: str, centre: int, row_y: int, colour) -> None:
+        half = text_width(text, face) // 2
+        draw_text(draw, (min(max(centre, x + half), x + width - half), row_y), text, face, colour, "ma")
+
+    row = line_height(face) + 2
+    track = y + 2 * row + 6
+    draw.rectangle((x, track, x + width - 1, track + 4), fill=BAR_TRACK)
+    draw.rectangle((x, track, at(float(epsilons[current])), track + 4), fill=CLEAN_COLOUR)
+    for row_index, (index, colour, key) in enumerate(((flip_index, FLIP_COLOUR, "strip_flip"),
+                                                      (answer_index, ANSWER_COLOUR, "strip_answer"))):
+        if index >= 0:
+            mark = at(float(epsilons[index]))
+            draw.rectangle((mark - 1, y + row_index * row + line_height(face), mark + 1, track + 10), fill=colour)
+            digits = 5 if key == "strip_flip" else 4  # the threshold lies between grid points
+            label(words.t(key, epsilon=f"{epsilons[index]:.{digits}f}"), mark, y + row_index * row, colour)
     cx = at(float(epsilons[current]))
-    draw.ellipse((cx - 5, y + 5, cx + 5, y + 15), fill=INK)
-    draw_text(draw, (x, y + 20), f"ε {lo:.4f}", face, MUTED)
-    draw_text(draw, (x + width, y + 20), f"{hi:.4f}", face, MUTED, "ra")
+    draw.ellipse((cx - 5, track - 3, cx + 5, track + 7), fill=INK)
+    draw_text(draw, (x, track + 12), f"ε {lo:.4f}", face, MUTED)
+    draw_text(draw, (x + width, track + 12), f"{hi:.4f}", face, MUTED, "ra")
 
 
-def propagation_gif(layers: Sequence[tuple[str, np.ndarray, np.ndarray]], path, fps: float = 1.5, *,
-                    panel: int = 150, max_bytes: int | None = 500_000) -> dict:
+def propagation_gif(layers: Sequence[tuple[str, np.ndarray, np.ndarray, int, str, float]], path, *,
+                    fps: float = 1.5, max_bytes: int | None = 500_000, role: str | None = None, panel: int = 150,
+                    words: Words = ENGLISH) -> dict:
     """The change travelling through the network: one frame per layer, input to output.
 
-    layers: (name, clean (h, w, c), adversarial (h, w, c)) in network order. Each frame shows that
-    layer's most changed filter (clean, adversarial on a shared scale, difference on ±max|diff|),
-    the layer's relative change ||adv - clean|| / ||clean||, and a small log-scale chart of all
-    layers' relative changes so far. Panels shrink if the file would exceed max_bytes.
+    layers: (name, clean (h, w, c), adversarial (h, w, c), channel, unit, relative change) in
+    network order: the caller chooses the channel shown per layer ('filter' or 'channel') and
+    gives the layer's relative change ||f(x') - f(x)|| / ||f(x)|| (the probe's measure). role:
+    'most_changed' or 'chosen' says why those channels are shown (None says nothing). Each frame
+    shows the channel (original, adversarial on a shared scale, difference on ±max|diff|), the
+    relative change, and a small log-scale chart of all layers' relative changes so far.
+    Panels shrink if the file would exceed max_bytes.
+
+    The record adds "layers": [{"layer", "channel", "unit", "relative_change"}].
     """
     if not layers:
         raise ValueError("propagation_gif needs at least one layer")
+    if role not in (None, "chosen", "most_changed"):
+        raise ValueError(f"role must be 'chosen', 'most_changed' or None, got {role!r}")
     checked = []
-    for name, clean, adv in layers:
+    for name, clean, adv, channel, unit, change in layers:
         clean, adv = as_maps(clean, name), as_maps(adv, name)
         if clean.shape != adv.shape:
             raise ValueError(f"{name}: clean {clean.shape} and adversarial {adv.shape} differ in shape")
-        checked.append((name, clean, adv, relative_change(clean, adv)))
-    changes = [rel for *_, rel in checked]
-    names = [name for name, *_ in checked]
-    head_face, text_face, small_face = font(14, bold=True), font(12, bold=True), font(11)
+        if not 0 <= int(channel) < clean.shape[2]:
+            raise ValueError(f"{name}: channel {channel} does not exist (the layer has {clean.shape[2]} channels)")
+        if unit not in ("filter", "channel"):
+            raise ValueError(f"{name}: unit must be 'filter' or 'channel', got {unit!r}")
+        checked.append((name, clean, adv, int(channel), unit, float(change)))
+    changes = [entry[5] for entry in checked]
+    names = [entry[0] for entry in checked]
+    head_face, text_face, small_face = words.face(14, bold=True), words.face(12, bold=True), words.face(11)
+    difference = words.t("difference_panel")
+    suffix = words.t(f"propagation_role_{role}") if role else ""
 
     def render(panel_scale: float, _stride: int) -> dict:
         target = int(panel * panel_scale)
-        factors = [enlargement(c.shape[0], c.shape[1], target) for _, c, _, _ in checked]
-        slot_h = max(c.shape[0] * f for (_, c, _, _), f in zip(checked, factors))
-        slot_w = max(c.shape[1] * f for (_, c, _, _), f in zip(checked, factors))
-        cell_w = max(slot_w, text_width("difference (adv − clean)", text_face), text_width("scale −0.000 – −0.000", small_face))
+        factors = [enlargement(c.shape[0], c.shape[1], target) for _, c, *_ in checked]
+        slot_h = max(c.shape[0] * f for (_, c, *_), f in zip(checked, factors))
+        slot_w = max(c.shape[1] * f for (_, c, *_), f in zip(checked, factors))
+        cell_w = max(slot_w, text_width(difference, text_face),
+                     text_width(words.t("scale_range", range="−0.000 – −0.000"), small_face))
         width = 2 * MARGIN + 3 * cell_w + 2 * GAP
-        top = MARGIN + 2 * (line_height(head_face) + 4) + 6
+        headings = [words.t("propagation_heading", index=i + 1, count=len(checked), layer=name,
+                            shape="×".join(map(str, clean.shape)), which=words.unit(unit, channel), role=suffix)
+                    for i, (name, clean, _, channel, unit, _) in enumerate(checked)]
+        heading_lines = max(len(wrap_text(h, head_face, width - 2 * MARGIN)) for h in headings)
+        top = MARGIN + (heading_lines + 1) * (line_height(head_face) + 4) + 6
         panel_top = top + line_height(text_face) + 4
         strip_top = panel_top + slot_h + 4 + line_height(small_face) + 16
         strip_h = 80
         height = strip_top + line_height(small_face) + 6 + strip_h + 5 + line_height(small_face) + MARGIN
         frames = []
-        for index, ((name, clean, adv, rel), factor) in enumerate(zip(checked, factors)):
-            f = most_changed_filters(clean, adv, 1)[0]
-            unit = "channel" if name == "input" else "filter"
-            cm, am = clean[:, :, f], adv[:, :, f]
+        for index, ((name, clean, adv, channel, unit, rel), factor) in enumerate(zip(checked, factors)):
+            cm, am = clean[:, :, channel], adv[:, :, channel]
             diff = am - cm
             lo, hi = float(min(cm.min(), am.min())), float(max(cm.max(), am.max()))
             limit = symmetric_limit(diff)
             sheet, draw = new_sheet(width, height)
-            heading = f"Layer {index + 1} of {len(checked)}: {name} ({'×'.join(map(str, clean.shape))}), {unit} {f} (most changed)"
-            draw_text(draw, (MARGIN, MARGIN), fit_text(heading, head_face, width - 2 * MARGIN), head_face)
-            draw_text(draw, (MARGIN, MARGIN + line_height(head_face) + 4),
-                      f"relative change ‖adv − clean‖ / ‖clean‖ = {number(rel)}", head_face, ADVERSARIAL_COLOUR)
-            panels = [("clean", sequential_colours(cm, lo, hi), f"scale {value_range(lo, hi)}"),
-                      ("adversarial", sequential_colours(am, lo, hi), "same scale"),
-                      ("difference (adv − clean)", diverging_colours(diff, limit), f"scale ±{number(limit)}")]
+            y = MARGIN
+            for line in wrap_text(headings[index], head_face, width - 2 * MARGIN):
+                draw_text(draw, (MARGIN, y), line, head_face)
+                y += line_height(head_face) + 4
+            draw_text(draw, (MARGIN, y), words.t("propagation_change", value=number(rel)), head_face,
+                      ADVERSARIAL_COLOUR)
+            panels = [(words.t("original"), sequential_colours(cm, lo, hi),
+                       words.t("scale_range", range=value_range(lo, hi))),
+                      (words.t("adversarial"), sequential_colours(am, lo, hi), words.t("same_scale")),
+                      (difference, diverging_colours(diff, limit), words.t("scale_limit", limit=number(limit)))]
             for slot, (title, pixels, note) in enumerate(panels):
                 cx = MARGIN + slot * (cell_w + GAP)
                 big = enlarge(pixels, factor)
                 draw_text(draw, (cx + cell_w // 2, top), title, text_face, INK, "ma")
                 paste_panel(sheet, big, cx + (cell_w - big.shape[1]) // 2, panel_top + (slot_h - big.shape[0]) // 2)
                 draw_text(draw, (cx + cell_w // 2, panel_top + slot_h + 4), note, small_face, MUTED, "ma")
-            _change_strip(draw, MARGIN, strip_top, width - 2 * MARGIN, strip_h, names, changes, index, small_face)
+            _change_strip(draw, MARGIN, strip_top, width - 2 * MARGIN, strip_h, names, changes, index, small_face,
+                          words)
             frames.append(sheet)
-        alt = (f"Animation of {len(frames)} frames, one per layer from {names[0]} to {names[-1]}: the most changed "
-               f"filter of each layer, clean beside adversarial beside their difference, with the layer's relative "
-               f"change, which goes " + ", ".join(f"{n} {number(r)}" for n, r in zip(names, changes)) + ".")
-        return save_gif(frames, path, alt, _durations(len(frames), fps))
+        alt = words.t("propagation_alt", count=len(frames), first=names[0], last=names[-1],
+                      shown=words.join(f"{name} {words.unit(unit, channel)}"
+                                       for name, _, _, channel, unit, _ in checked),
+                      changes=words.join(f"{n} {number(r)}" for n, r in zip(names, changes)))
+        record = save_gif(frames, path, alt, _durations(len(frames), fps))
+        record["layers"] = [{"layer": name, "channel": channel, "unit": unit, "relative_change": rel}
+                            for name, _, _, channel, unit, rel in checked]
+        return record
 
     return _within_budget(render, max_bytes, thin=False)
 
 
 def _change_strip(draw: ImageDraw.ImageDraw, x: int, y: int, width: int, height: int, names: list[str],
-                  changes: list[float], current: int, face) -> None:
+                  changes: list[float], current: int, face, words: Words) -> None:
     """A small log-scale line chart of relative change per layer, drawn up to layer `current`."""
-    draw_text(draw, (x, y), "relative change per layer (log scale), input → output", face, MUTED)
+    draw_text(draw, (x, y), words.t("change_strip_title"), face, MUTED)
     y += line_height(face) + 6
     positive = [c for c in changes if c > 0 and math.isfinite(c)]
     ticks = log_ticks(min(positive), max(positive)) if positive else [0.01, 0.1, 1.0]
@@ -286,20 +392,21 @@ def _change_strip(draw: ImageDraw.ImageDraw, x: int, y: int, width: int, height:
 
 
 def training_gif(epoch_maps: Sequence[tuple[int, Sequence[tuple[str, np.ndarray]]]], accuracies: Sequence[float],
-                 path, fps: float = 2, *, max_filters: int = 10, panel: int = 48,
-                 accuracy_label: str = "validation accuracy", max_frames: int = 60,
-                 max_bytes: int | None = 500_000) -> dict:
+                 path, fps: float = 2, *, max_filters: int = 10, panel: int = 48, accuracy_label: str | None = None,
+                 max_frames: int = 60, max_bytes: int | None = 500_000, words: Words = ENGLISH) -> dict:
     """The probe image's feature maps epoch by epoch, with the accuracy so far.
 
     epoch_maps: [(epoch, [(layer name, activations (h, w, c))])], one entry per frame, layers
     in network order (entries are put in epoch order); accuracies: one value in [0, 1] per
-    entry, in the same order as epoch_maps. Each layer keeps one colour scale over all epochs (so
-    a colour change is a real change); at most max_filters filters (the first ones) are shown
+    entry, in the same order as epoch_maps; accuracy_label: what they are (default: validation
+    accuracy, in the words' language). Each layer keeps one colour scale over all epochs (so
+    a colour change is a real change); at most max_filters maps (the first ones) are shown
     per layer. More than max_frames epochs, or a file over max_bytes, make the panels shrink and
     the epochs thin out evenly (first and last kept); the accuracy chart always has every epoch.
     """
     if not epoch_maps or len(epoch_maps) != len(accuracies):
         raise ValueError(f"need one accuracy per epoch: {len(epoch_maps)} epochs, {len(accuracies)} accuracies")
+    accuracy_label = accuracy_label or words.t("validation_accuracy")
     order = sorted(range(len(epoch_maps)), key=lambda i: int(epoch_maps[i][0]))
     epoch_maps = [epoch_maps[i] for i in order]
     accuracies = [float(accuracies[i]) for i in order]
@@ -312,19 +419,19 @@ def training_gif(epoch_maps: Sequence[tuple[int, Sequence[tuple[str, np.ndarray]
             lo, hi = float(maps.min()), float(maps.max())
             old = scales.get(name, (lo, hi))
             scales[name] = (min(lo, old[0]), max(hi, old[1]))
-    head_face, name_face, small_face = font(14, bold=True), font(11, bold=True), font(10)
+    head_face, name_face, small_face = words.face(14, bold=True), words.face(11, bold=True), words.face(10)
     first = dict(epoch_maps[0][1])
     shapes = {n: as_maps(first[n], n).shape for n in names}
     rows = max(min(shapes[n][2], max_filters) for n in names)
     more_filters = any(shapes[n][2] > max_filters for n in names)
 
     def render(panel_scale: float, stride: int) -> dict:
-        picks = _pick_frames(len(epoch_maps), min(max_frames, -(-len(epoch_maps) // stride)), None)
+        picks = _pick_frames(len(epoch_maps), min(max_frames, -(-len(epoch_maps) // stride)))
         # one target for every layer, at least the largest map's side, so the columns look alike in size
         target = int(max(panel, max(max(shapes[n][:2]) for n in names)) * panel_scale)
         factors = {n: enlargement(shapes[n][0], shapes[n][1], target) for n in names}
-        col_w = {n: max(shapes[n][1] * factors[n], text_width(n, name_face), text_width(value_range(*scales[n]), small_face))
-                 for n in names}
+        col_w = {n: max(shapes[n][1] * factors[n], text_width(n, name_face),
+                        text_width(value_range(*scales[n]), small_face)) for n in names}
         cell_h = max(shapes[n][0] * factors[n] for n in names)
         top = MARGIN + line_height(head_face) + 8
         grid_top = top + 2 * (line_height(small_face) + 2) + 4
@@ -332,15 +439,17 @@ def training_gif(epoch_maps: Sequence[tuple[int, Sequence[tuple[str, np.ndarray]
         grid_w = row_label_w + sum(col_w[n] + 8 for n in names) - 8
         chart_w, chart_h = 220, 150
         width = 2 * MARGIN + grid_w + 20 + chart_w
-        height = max(grid_top + rows * (cell_h + 4) + line_height(small_face) + 4 + MARGIN, grid_top + chart_h + 40)
-        footer = ("rows: filters 0, 1, …" + (f" (the first {max_filters})" if more_filters else "")
-                  + "; each layer keeps one colour scale for all epochs (printed under its name)")
+        footer = wrap_text(words.t("training_footer", count=max_filters) if more_filters
+                           else words.t("training_footer_all"), small_face, grid_w)
+        footer_h = len(footer) * (line_height(small_face) + 2)
+        height = max(grid_top + rows * (cell_h + 4) + footer_h + 4 + MARGIN, grid_top + chart_h + 40)
         frames = []
         for index in picks:
             epoch, layers = epoch_maps[index]
             sheet, draw = new_sheet(width, height)
-            draw_text(draw, (MARGIN, MARGIN),
-                      f"Epoch {epoch} of {epochs[-1]} · {accuracy_label} {percent(accuracies[index])}", head_face)
+            draw_text(draw, (MARGIN, MARGIN), words.t("training_heading", epoch=epoch, last=epochs[-1],
+                                                      label=accuracy_label, value=percent(accuracies[index])),
+                      head_face)
             for r in range(rows):
                 draw_text(draw, (MARGIN + row_label_w - 8, grid_top + r * (cell_h + 4) + cell_h // 2), str(r),
                           small_face, MUTED, "rm")
@@ -358,24 +467,26 @@ def training_gif(epoch_maps: Sequence[tuple[int, Sequence[tuple[str, np.ndarray]
                     paste_panel(sheet, big, x + (col_w[name] - big.shape[1]) // 2,
                                 grid_top + r * (cell_h + 4) + (cell_h - big.shape[0]) // 2)
                 x += col_w[name] + 8
-            draw_text(draw, (MARGIN, grid_top + rows * (cell_h + 4)), fit_text(footer, small_face, grid_w), small_face,
-                      MUTED)
+            for i, line in enumerate(footer):
+                draw_text(draw, (MARGIN, grid_top + rows * (cell_h + 4) + i * (line_height(small_face) + 2)), line,
+                          small_face, MUTED)
             _accuracy_chart(draw, MARGIN + grid_w + 20, grid_top, chart_w, chart_h, epochs, accuracies, index,
-                            accuracy_label, small_face)
+                            accuracy_label, small_face, words)
             frames.append(sheet)
-        shown = "" if len(picks) == len(epochs) else f" ({len(picks)} of the {len(epochs)} epochs shown)"
-        alt = (f"Animation of {len(frames)} frames, epochs {epochs[0]} to {epochs[-1]}{shown}: the probe image's "
-               f"feature maps in layers {', '.join(names)} as the network trains, beside the {accuracy_label}, "
-               f"which goes from {percent(accuracies[0])} to {percent(accuracies[-1])}.")
+        shown = ("" if len(picks) == len(epochs)
+                 else words.t("training_alt_thinned", shown=len(picks), total=len(epochs)))
+        alt = words.t("training_alt", count=len(frames), first=epochs[0], last=epochs[-1], thinned=shown,
+                      layers=words.join(names), label=accuracy_label, start=percent(accuracies[0]),
+                      end=percent(accuracies[-1]))
         return save_gif(frames, path, alt, _durations(len(frames), fps))
 
     return _within_budget(render, max_bytes)
 
 
 def _accuracy_chart(draw: ImageDraw.ImageDraw, x: int, y: int, width: int, height: int, epochs: list[int],
-                    accuracies: list[float], current: int, label: str, face) -> None:
+                    accuracies: list[float], current: int, label: str, face, words: Words) -> None:
     """A small line chart of accuracy (0-100 %) per epoch, drawn up to `current`."""
-    draw_text(draw, (x, y), label, face, MUTED)
+    draw_text(draw, (x, y), fit_text(label, face, width), face, MUTED)
     top = y + line_height(face) + 4
     axis_x = x + text_width("100 %", face) + 4
     plot_w = width - (axis_x - x)
@@ -396,5 +507,5 @@ def _accuracy_chart(draw: ImageDraw.ImageDraw, x: int, y: int, width: int, heigh
         draw.line(points, fill=CLEAN_COLOUR, width=2)
     px, py = points[-1]
     draw.ellipse((px - 4, py - 4, px + 4, py + 4), fill=CLEAN_COLOUR)
-    draw_text(draw, (axis_x, top + height + 3), f"epoch {epochs[0]}", face, MUTED)
+    draw_text(draw, (axis_x, top + height + 3), words.t("epoch_number", epoch=epochs[0]), face, MUTED)
     draw_text(draw, (axis_x + plot_w, top + height + 3), f"{epochs[-1]}", face, MUTED, "ra")

@@ -1,4 +1,4 @@
-"""Close-ups: one filter enlarged with its largest change boxed, and the perturbation picture."""
+"""Close-ups: one feature map enlarged with its largest change boxed, and the perturbation picture."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from PIL import ImageDraw
 
 from .common import (
     DIVERGING, INK, MUTED, SEQUENTIAL, as_maps, colour_bar, diverging_colours, draw_text, enlarge,
-    enlargement, fit_text, font, image_colours, line_height, new_sheet, number, paste_panel, save_png,
+    enlargement, fit_text, image_colours, line_height, new_sheet, number, paste_panel, save_png,
     sequential_colours, symmetric_limit, text_width, value_range, wrap_text,
 )
+from .words import ENGLISH, Words
 
 MARGIN = 12
 GAP = 18
@@ -31,25 +32,35 @@ def largest_change_window(difference: np.ndarray, size: int) -> tuple[int, int]:
     return int(row), int(col)
 
 
-def zoom_crop(layer_name: str, filter_index: int, clean: np.ndarray, adv: np.ndarray, path, label: str, *,
-              window: int | None = None, panel: int = 240) -> dict:
-    """One filter of one layer enlarged: clean | adversarial | difference, the largest change boxed.
+ROLES = ("chosen", "most_changed")
 
-    clean, adv: the layer's activations (h, w, c). The colour scales are the layer's, as in
-    `comparison_grid`: clean and adversarial share min..max over the whole layer; the difference
-    adv - clean is on ±max|diff| of the whole layer, centred on zero. The box
-    is the window x window region (default a quarter of the map's side, at least 2) with the largest
-    summed |diff|. label: what this filter is, e.g. 'configured filter' or 'filter that changed
-    most'; the heading reads 'Configured filter: max_pool_1, filter 2'.
+
+def zoom_crop(layer_name: str, channel: int, clean: np.ndarray, adv: np.ndarray, path, *, unit: str, role: str,
+              words: Words = ENGLISH, window: int | None = None, panel: int = 240) -> dict:
+    """One map of one layer enlarged: original | adversarial | difference, its largest change boxed.
+
+    clean, adv: the layer's activations (h, w, c); channel: the index drawn; unit: 'filter' (a
+    convolution's map) or 'channel'; role: why the caller shows it, 'chosen' (configured) or
+    'most_changed' (by the probe's measure). The colour scales are the layer's, as in
+    `comparison_grid`: original and adversarial share min..max over the whole layer; the
+    difference adv - clean is on ±max|diff| of the whole layer, centred on zero. The box marks the
+    window x window region (default a quarter of the map's side, at least 2) of this map with the
+    largest summed |diff|: where it changed most, not a choice among channels.
+
+    The record adds {"layer", "channel", "unit", "role"}.
     """
     clean, adv = as_maps(clean, layer_name), as_maps(adv, layer_name)
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if unit not in ("filter", "channel"):
+        raise ValueError(f"unit must be 'filter' or 'channel', got {unit!r}")
     h, w, c = clean.shape
-    if not 0 <= filter_index < c:
-        raise ValueError(f"{layer_name}: filter {filter_index} does not exist (the layer has {c} filters)")
-    clean_map, adv_map = clean[:, :, filter_index], adv[:, :, filter_index]
+    if not 0 <= channel < c:
+        raise ValueError(f"{layer_name}: {unit} {channel} does not exist (the layer has {c} channels)")
+    clean_map, adv_map = clean[:, :, channel], adv[:, :, channel]
     diff = adv_map - clean_map
     # The layer's scales, as in the comparison grid: the close-up shows the same colours as its
-    # panel there, and a filter that barely changed looks pale rather than blown up.
+    # panel there, and a map that barely changed looks pale rather than blown up.
     lo, hi = float(min(clean.min(), adv.min())), float(max(clean.max(), adv.max()))
     limit = symmetric_limit(adv - clean)
     size = window or max(2, int(round(min(h, w) / 4)))
@@ -60,100 +71,120 @@ def zoom_crop(layer_name: str, filter_index: int, clean: np.ndarray, adv: np.nda
     share = boxed / total if total > 0 else 0.0
 
     factor = enlargement(h, w, panel)
-    panels = [("clean", enlarge(sequential_colours(clean_map, lo, hi), factor), value_range(clean_map.min(), clean_map.max())),
-              ("adversarial", enlarge(sequential_colours(adv_map, lo, hi), factor), value_range(adv_map.min(), adv_map.max())),
-              ("difference (adv − clean)", enlarge(diverging_colours(diff, limit), factor), value_range(diff.min(), diff.max()))]
-    title_face, note_face, label_face, caption_face = font(15, bold=True), font(12), font(13, bold=True), font(12)
+    panels = [(words.t("original"), enlarge(sequential_colours(clean_map, lo, hi), factor),
+               value_range(clean_map.min(), clean_map.max())),
+              (words.t("adversarial"), enlarge(sequential_colours(adv_map, lo, hi), factor),
+               value_range(adv_map.min(), adv_map.max())),
+              (words.t("difference_panel"), enlarge(diverging_colours(diff, limit), factor),
+               value_range(diff.min(), diff.max()))]
+    title_face, note_face, label_face, caption_face = (words.face(15, bold=True), words.face(12),
+                                                      words.face(13, bold=True), words.face(12))
     pw, ph = w * factor, h * factor
-    cell_w = max(pw, max(text_width(p[0], label_face) for p in panels))
-    heading = f"{label[:1].upper()}{label[1:]}: {layer_name}, filter {filter_index}"
-    notes = [f"{h}×{w} map enlarged ×{factor}, each square one activation; colours on the layer's scales, "
-             "as in its comparison grid",
-             (f"box: the {size}×{size} window with the largest change (rows {row}–{row + size - 1}, "
-              f"columns {col}–{col + size - 1}), {share * 100:.0f} % of the filter's total |difference|"
-              if total > 0 else "no difference in this filter")]
-    legends = [colour_bar(SEQUENTIAL, lo, hi, 200, f"clean & adversarial ({layer_name} scale)"),
-               colour_bar(DIVERGING, -limit, limit, 200, f"difference ({layer_name} scale)", diverging=True)]
+    captions = [words.t("min_max", range=caption) for _, _, caption in panels]
+    cell_w = max(pw, max(text_width(p[0], label_face) for p in panels),
+                 max(text_width(t, caption_face) for t in captions))
+    which = words.t(f"unit_ordinal_{unit}", layer=layer_name, index=channel, number=channel + 1,
+                    ordinal=words.ordinal(channel + 1))
+    heading = words.t(f"zoom_heading_{role}", which=which)
+    rows, columns = f"{row}–{row + size - 1}", f"{col}–{col + size - 1}"
+    box = (words.t("zoom_box", size=f"{size}×{size}", rows=rows, columns=columns, share=f"{share * 100:.0f}")
+           if total > 0 else words.t("zoom_no_change"))
+    notes = [words.t("zoom_note", shape=f"{h}×{w}", factor=factor), box]
+    small = words.face(12)
+    legends = [colour_bar(SEQUENTIAL, lo, hi, 200, words.t("zoom_legend_shared", layer=layer_name), face=small),
+               colour_bar(DIVERGING, -limit, limit, 200, words.t("zoom_legend_difference", layer=layer_name),
+                          diverging=True, face=small)]
     width = MARGIN * 2 + 3 * cell_w + 2 * GAP
     width = max(width, MARGIN * 2 + sum(l.width for l in legends) + 30)
+    headings = wrap_text(heading, title_face, width - 2 * MARGIN)
     notes = [line for note in notes for line in wrap_text(note, note_face, width - 2 * MARGIN)]
-    top = MARGIN + line_height(title_face) + 4 + len(notes) * (line_height(note_face) + 2) + 10
+    heading_h = len(headings) * (line_height(title_face) + 2) + 2
+    top = MARGIN + heading_h + len(notes) * (line_height(note_face) + 2) + 10
     panel_top = top + line_height(label_face) + 4
     height = panel_top + ph + 4 + line_height(caption_face) + 12 + max(l.height for l in legends) + MARGIN
 
     sheet, draw = new_sheet(width, height)
-    draw_text(draw, (MARGIN, MARGIN), fit_text(heading, title_face, width - 2 * MARGIN), title_face)
+    for i, line in enumerate(headings):
+        draw_text(draw, (MARGIN, MARGIN + i * (line_height(title_face) + 2)), line, title_face)
     for i, note in enumerate(notes):
-        draw_text(draw, (MARGIN, MARGIN + line_height(title_face) + 4 + i * (line_height(note_face) + 2)),
-                  fit_text(note, note_face, width - 2 * MARGIN), note_face, MUTED)
-    for i, (name, pixels, caption) in enumerate(panels):
+        draw_text(draw, (MARGIN, MARGIN + heading_h + i * (line_height(note_face) + 2)), note, note_face, MUTED)
+    for i, ((name, pixels, _), caption) in enumerate(zip(panels, captions)):
         x = MARGIN + i * (cell_w + GAP)
         px = x + (cell_w - pw) // 2
         draw_text(draw, (x + cell_w // 2, top), name, label_face, INK, "ma")
         paste_panel(sheet, pixels, px, panel_top)
         if total > 0:
             _draw_box(draw, px + col * factor, panel_top + row * factor, size * factor, size * factor)
-        draw_text(draw, (x + cell_w // 2, panel_top + ph + 4), f"min – max: {caption}", caption_face, MUTED, "ma")
+        draw_text(draw, (x + cell_w // 2, panel_top + ph + 4), caption, caption_face, MUTED, "ma")
     x = MARGIN
     for legend in legends:
         sheet.paste(legend, (x, panel_top + ph + 4 + line_height(caption_face) + 12))
         x += legend.width + 30
-    alt = (f"{heading} ({h}×{w}) enlarged, clean beside adversarial beside "
-           f"their difference. Clean ranges {value_range(clean_map.min(), clean_map.max())}, adversarial "
-           f"{value_range(adv_map.min(), adv_map.max())} on the layer's shared scale {value_range(lo, hi)}; the "
-           f"difference ranges {value_range(diff.min(), diff.max())} on the layer's ±{number(limit)}. "
-           + (f"The box marks the {size}×{size} region with the largest change, rows {row}–{row + size - 1} and "
-              f"columns {col}–{col + size - 1}, holding {share * 100:.0f} % of the total change."
-              if total > 0 else "The filter did not change."))
-    return save_png(sheet, path, alt)
+    box_alt = (words.t("zoom_alt_box", size=f"{size}×{size}", rows=rows, columns=columns, share=f"{share * 100:.0f}")
+               if total > 0 else words.t("zoom_alt_no_change"))
+    alt = words.t("zoom_alt", heading=heading, shape=f"{h}×{w}",
+                  clean=value_range(clean_map.min(), clean_map.max()), adv=value_range(adv_map.min(), adv_map.max()),
+                  scale=value_range(lo, hi), diff=value_range(diff.min(), diff.max()), limit=number(limit),
+                  box=box_alt)
+    record = save_png(sheet, path, alt)
+    record.update({"layer": layer_name, "channel": int(channel), "unit": unit, "role": role})
+    return record
 
 
-def perturbation_image(x: np.ndarray, x_adv: np.ndarray, path, amplification: float | None = None, *,
-                       captions: tuple[str, str] | None = None, panel: int = 224) -> dict:
+def perturbation_image(x: np.ndarray, x_adv: np.ndarray, path, *, amplification: float,
+                       captions: tuple[str, str] | None = None, words: Words = ENGLISH, panel: int = 224) -> dict:
     """Original | amplified perturbation | adversarial, enlarged with nearest-neighbour sampling.
 
     x, x_adv: (H, W, C) in [0, 1], C=1 (grey) or 3 (colour). The perturbation is drawn as
-    0.5 + factor * (x_adv - x): mid-grey means unchanged. factor defaults to 0.5 / max|x_adv - x|,
-    so the largest change reaches black or white; it is printed. captions: optional text under the
-    original and the adversarial image (e.g. their predictions).
+    0.5 + amplification * (x_adv - x): mid-grey means unchanged. The caller gives the factor (one
+    per image, the same the epsilon sweep uses); it is printed. captions: optional text under the
+    original and the adversarial image (e.g. their predictions), in the words' language.
     """
     x, x_adv = np.asarray(x, dtype=np.float32), np.asarray(x_adv, dtype=np.float32)
     if x.shape != x_adv.shape or x.ndim != 3:
         raise ValueError(f"expected two images of one shape (H, W, C), got {x.shape} and {x_adv.shape}")
+    if not amplification > 0:
+        raise ValueError(f"amplification must be positive, got {amplification}")
     delta = x_adv - x
     largest = symmetric_limit(delta)
-    factor = amplification if amplification is not None else (0.5 / largest if largest > 0 else 1.0)
-    shown = np.clip(0.5 + factor * delta, 0.0, 1.0)
+    shown = np.clip(0.5 + amplification * delta, 0.0, 1.0)
     h, w = x.shape[:2]
     scale = enlargement(h, w, panel)
-    panels = [("original", image_colours(x)), (f"perturbation ×{number(factor)}", image_colours(shown)),
-              ("adversarial", image_colours(x_adv))]
+    factor = number(amplification)
+    panels = [(words.t("original"), image_colours(x)), (words.t("perturbation_times", factor=factor),
+                                                        image_colours(shown)),
+              (words.t("adversarial"), image_colours(x_adv))]
     under = [captions[0] if captions else "",
-             f"grey = no change; max |δ| = {number(largest)} ({largest * 255:.1f}/255)",
+             words.t("perturbation_caption", largest=number(largest), levels=f"{largest * 255:.1f}"),
              captions[1] if captions else ""]
-    label_face, caption_face = font(13, bold=True), font(12)
+    label_face, caption_face = words.face(13, bold=True), words.face(12)
     pw, ph = w * scale, h * scale
-    cell_w = max(pw, max(text_width(t, caption_face) for t in under), 150)
+    cell_w = max(pw, 150)
+    lines = [wrap_text(text, caption_face, cell_w) if text else [] for text in under]
     width = MARGIN * 2 + 3 * cell_w + 2 * GAP
     top = MARGIN + line_height(label_face) + 4
-    height = top + ph + 4 + line_height(caption_face) + MARGIN
+    caption_h = max(len(l) for l in lines) * (line_height(caption_face) + 1)
+    height = top + ph + 4 + caption_h + MARGIN
     sheet, draw = new_sheet(width, height)
     for i, (name, pixels) in enumerate(panels):
         cx = MARGIN + i * (cell_w + GAP)
         draw_text(draw, (cx + cell_w // 2, MARGIN), name, label_face, INK, "ma")
         paste_panel(sheet, enlarge(pixels, scale), cx + (cell_w - pw) // 2, top)
-        draw_text(draw, (cx + cell_w // 2, top + ph + 4), fit_text(under[i], caption_face, cell_w), caption_face,
-                  MUTED, "ma")
-    kind = "colour" if x.shape[2] == 3 else "greyscale"
+        for j, line in enumerate(lines[i]):
+            draw_text(draw, (cx + cell_w // 2, top + ph + 4 + j * (line_height(caption_face) + 1)),
+                      fit_text(line, caption_face, cell_w), caption_face, MUTED, "ma")
+    kind = words.t("colour" if x.shape[2] == 3 else "greyscale")
     if largest > 0:
-        change = (f"the perturbation amplified ×{number(factor)} (mid-grey means no change; the largest change is "
-                  f"{number(largest)}, {largest * 255:.1f} of 255 levels) and the adversarial image, which looks "
-                  "almost the same as the original")
+        change = words.t("perturbation_alt_change", factor=factor, largest=number(largest),
+                         levels=f"{largest * 255:.1f}")
     else:
-        change = "an all-grey perturbation and the adversarial image: the two images are identical"
-    alt = (f"The original {h}×{w} {kind} image, {change}."
-           + (f" Original: {captions[0]}. Adversarial: {captions[1]}." if captions else ""))
-    return save_png(sheet, path, alt)
+        change = words.t("perturbation_alt_same")
+    alt = words.t("perturbation_alt", shape=f"{h}×{w}", kind=kind, change=change)
+    if captions:
+        alt += words.t("perturbation_alt_captions", clean=captions[0], adv=captions[1])
+    record = save_png(sheet, path, alt)
+    record["amplification"] = float(amplification)
+    return record
 
 
 def _draw_box(draw: ImageDraw.ImageDraw, x: int, y: int, w: int, h: int) -> None:

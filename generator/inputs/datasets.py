@@ -48,7 +48,7 @@ class Dataset:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    provenance: str
+    provenance: str | dict  # text, or {language: text}
     licence: str
 
     @property
@@ -111,7 +111,7 @@ def _images_to_float(images: np.ndarray) -> np.ndarray:
 
 
 def load_idx_dataset(directory: Path, class_names: list[str] | None = None, *, name: str | None = None,
-                     source: str = "idx", provenance: str = "", licence: str = "") -> Dataset:
+                     source: str = "idx", provenance: str | dict = "", licence: str = "") -> Dataset:
     """Load the four IDX files of an MNIST-style directory."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -138,10 +138,17 @@ def load_idx_dataset(directory: Path, class_names: list[str] | None = None, *, n
     )
 
 
+# How the pages describe the embedded subset in Chinese (the English text is its README's).
+EMBEDDED_PROVENANCE_ZH = ("Fashion-MNIST（Zalando Research；Xiao、Rasul、Vollgraf，2017）的分层子集：从原始训练集和测试集中"
+                          "用固定随机种子为十个类别各抽取 2,000 张训练图片和 100 张测试图片，保留原始的 IDX 格式（gzip 压缩）")
+
+
 def load_embedded() -> Dataset:
-    """The stratified Fashion-MNIST subset shipped under ``content/fashion-mnist``."""
+    """The stratified Fashion-MNIST subset shipped under ``content/fashion-mnist``.
+
+    Its provenance is given in English and Chinese: {"en": ..., "zh": ...}."""
     provenance = (EMBEDDED_DIR / "README.md").read_text(encoding="utf-8").split("\n\n")[1].strip()
     return load_idx_dataset(
         EMBEDDED_DIR, FASHION_MNIST_CLASSES, name="Fashion-MNIST (embedded subset)", source="embedded",
-        provenance=provenance, licence="MIT (Zalando SE)",
+        provenance={"en": provenance, "zh": EMBEDDED_PROVENANCE_ZH}, licence="MIT (Zalando SE)",
     )

@@ -11,8 +11,9 @@ Image policy (what :func:`load_image` does to every picture, in this order):
    one-channel model, RGB for a three-channel model. Palette and CMYK images are converted by
    Pillow without colour management (embedded ICC profiles are ignored); 16-bit greyscale keeps
    its precision (divided by 65535 instead of 255).
-5. Centre-crop to the model's aspect ratio (the largest centred box of ratio W:H), then resize
-   to (H, W) with a Lanczos filter, which averages over the source pixels when shrinking.
+5. Centre-crop to the model's aspect ratio (the largest centred whole-pixel box of ratio W:H,
+   at least one pixel wide and tall), then resize to (H, W) with a Lanczos filter, which
+   averages over the source pixels when shrinking.
    An image already of size (W, H) is not resampled at all.
 6. Return float32 (H, W, C) in [0, 1].
 
@@ -32,7 +33,8 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from generator.errors import UserError, suggest
+from generator.errors import UserError, quote_value, shorten, suggest
+
 
 MAX_IMAGE_PIXELS = 40_000_000
 PILLOW_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
@@ -47,10 +49,15 @@ _SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 def open_image(path: str | Path) -> Image.Image:
     """Decode the first frame of an image file, EXIF-oriented, fully loaded (no lazy file handle)."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"image not found: {path}")
-    if not path.is_file():
-        raise UserError(f"image {path} is not a file")
+    shown = _shown_path(path)
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as error:   # a name too long for the file system, for one
+        raise UserError(f"image {shown} cannot be opened: {error.strerror or error}") from None
+    if not exists:
+        raise UserError(f"image not found: {shown}")
+    if not is_file:
+        raise UserError(f"image {shown} is not a file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -58,7 +65,7 @@ def open_image(path: str | Path) -> Image.Image:
                 width, height = image.size
                 if width * height > MAX_IMAGE_PIXELS:
                     raise UserError(
-                        f"image {path} is {width}x{height} pixels, over the limit of "
+                        f"image {shown} is {width}x{height} pixels, over the limit of "
                         f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels; scale it down first")
                 image.seek(0)
                 image.load()
@@ -68,14 +75,19 @@ def open_image(path: str | Path) -> Image.Image:
     except UserError:
         raise
     except UnidentifiedImageError:
-        raise UserError(f"image {path} is not a PNG, JPEG, GIF, BMP or WebP image") from None
+        raise UserError(f"image {shown} is not a PNG, JPEG, GIF, BMP or WebP image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserError(f"image {path} is too large to decode safely (decompression bomb limit)") from None
+        raise UserError(f"image {shown} is too large to decode safely (decompression bomb limit)") from None
     except PermissionError:
-        raise UserError(f"image {path} cannot be read (permission denied)") from None
+        raise UserError(f"image {shown} cannot be read (permission denied)") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UserError(f"image {path} cannot be decoded (corrupt or truncated?): {detail}") from None
+        raise UserError(f"image {shown} cannot be decoded (corrupt or truncated?): {detail}") from None
+
+
+def _shown_path(path: str | Path) -> str:
+    """A path as a one-line message shows it: control characters as '?', cut if absurdly long."""
+    return "".join(c if c.isprintable() else "?" for c in shorten(str(path), 200))
 
 
 def channels_of(image: Image.Image) -> int:
@@ -121,25 +133,29 @@ def _to_model_mode(image: Image.Image, channels: int) -> tuple[Image.Image, floa
     return image.convert("L" if channels == 1 else "RGB"), 255.0
 
 
-def centre_crop_box(width: int, height: int, target_width: int, target_height: int) -> tuple[float, float, float, float]:
-    """The largest box centred in a (width x height) image with the target's aspect ratio."""
+def centre_crop_box(width: int, height: int, target_width: int, target_height: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom): the largest whole-pixel box of the target's aspect ratio centred
+    in a (width x height) image, never narrower or shorter than one pixel.
+
+    Whole pixels, so the resize filter never reads the cropped-away margins; at least one pixel,
+    so an extreme strip (10000 x 1 for a square model) keeps its middle pixel instead of
+    rounding to an empty box that would reach the model as black.
+    """
     target_ratio = target_width / target_height
-    if width / height > target_ratio:
-        crop_width = height * target_ratio
-        left = (width - crop_width) / 2
-        return left, 0.0, left + crop_width, float(height)
-    crop_height = width / target_ratio
-    top = (height - crop_height) / 2
-    return 0.0, top, float(width), top + crop_height
+    if width / height > target_ratio:   # wider than the model: keep the full height
+        crop_width = min(width, max(1, round(height * target_ratio)))
+        left = (width - crop_width) // 2
+        return left, 0, left + crop_width, height
+    crop_height = min(height, max(1, round(width / target_ratio)))
+    top = (height - crop_height) // 2
+    return 0, top, width, top + crop_height
 
 
 def image_to_array(image: Image.Image, input_shape: Sequence[int]) -> np.ndarray:
     """Apply the image policy to a decoded image: (H, W, C) float32 in [0, 1]."""
     height, width, channels = _check_input_shape(input_shape)
     converted, white = _to_model_mode(image, channels)
-    left, top, right, bottom = centre_crop_box(converted.width, converted.height, width, height)
-    # Whole pixels, so the filter never reads the cropped-away margins.
-    box = (round(left), round(top), round(right), round(bottom))
+    box = centre_crop_box(converted.width, converted.height, width, height)
     cropped = converted.crop(box) if box != (0, 0, converted.width, converted.height) else converted
     resized = cropped.resize((width, height), Image.Resampling.LANCZOS)
     pixels = np.asarray(resized, dtype=np.float32) / white
@@ -201,9 +217,9 @@ class _EntryProblem(Exception):
 
 def _describe(index: int, raw: Any) -> str:
     if isinstance(raw, dict) and isinstance(raw.get("path"), str):
-        return raw["path"]
+        return _shown_path(raw["path"])
     if isinstance(raw, (str, Path)):
-        return str(raw)
+        return _shown_path(raw)
     return f"images[{index}]"
 
 
@@ -216,36 +232,41 @@ def _parse_entry(index: int, raw: Any, class_names: Sequence[str], base_dir: Pat
     source = raw.get("path")
     if not isinstance(source, str) or not source.strip():
         raise _EntryProblem(f"{where}: 'path' is missing or empty")
-    path = Path(source).expanduser()
-    if not path.is_absolute():
-        path = base_dir / path
-    path = path.resolve()
-    if not path.is_file():
-        what = "is not a file" if path.exists() else "not found"
-        raise _EntryProblem(f"{where}: image {source} {what} (looked at {path})")
+    shown = _shown_path(source)
+    try:
+        path = Path(source).expanduser()
+        if not path.is_absolute():
+            path = base_dir / path
+        path = path.resolve()
+        if not path.is_file():
+            what = "is not a file" if path.exists() else "not found"
+            raise _EntryProblem(f"{where}: image {shown} {what} (looked at {_shown_path(path)})")
+    except (OSError, RuntimeError, ValueError) as error:   # too long, a symlink loop, a NUL byte
+        raise _EntryProblem(f"{where}: image {shown} cannot be opened: "
+                            f"{getattr(error, 'strerror', None) or error}") from None
+    where = f"{where} ({shown})"
     label = raw.get("label")
     if label is not None:
         if not isinstance(label, str):
-            raise _EntryProblem(f"{where} ({source}): label must be a class name, got {label!r}")
+            raise _EntryProblem(f"{where}: label must be a class name, got {quote_value(label)}")
         if label not in class_names:
             raise _EntryProblem(
-                f"{where} ({source}): unknown label '{label}'{suggest(label, class_names)}; "
-                f"classes are: {', '.join(class_names)}")
+                f"{where}: unknown label {quote_value(label)}{suggest(label, class_names)}; "
+                f"classes are: {shorten(', '.join(class_names), 300)}")
     explicit_id = raw.get("id")
     if explicit_id is not None and (not isinstance(explicit_id, str) or not _SLUG_RE.match(explicit_id)):
-        raise _EntryProblem(
-            f"{where} ({source}): id {explicit_id!r} must be lower-case letters, digits and hyphens")
+        raise _EntryProblem(f"{where}: id {quote_value(explicit_id)} must be lower-case letters, digits and hyphens")
     title = raw.get("title")
     caption = raw.get("caption")
     for key, value in (("title", title), ("caption", caption)):
         if value is not None and not isinstance(value, str):
-            raise _EntryProblem(f"{where} ({source}): {key} must be text, got {value!r}")
+            raise _EntryProblem(f"{where}: {key} must be text, got {quote_value(value)}")
     attack = raw.get("attack") or {}
     if not isinstance(attack, dict):
-        raise _EntryProblem(f"{where} ({source}): attack overrides must be a mapping, got {attack!r}")
+        raise _EntryProblem(f"{where}: attack overrides must be a mapping, got {quote_value(attack)}")
     for key in raw:
         if key not in _ENTRY_KEYS:
-            raise _EntryProblem(f"{where} ({source}): unknown key '{key}'{suggest(str(key), _ENTRY_KEYS)}; "
+            raise _EntryProblem(f"{where}: unknown key {quote_value(key)}{suggest(str(key), _ENTRY_KEYS)}; "
                                 f"allowed: {', '.join(_ENTRY_KEYS)}")
     return ImageEntry(id=explicit_id or "", source=source, path=path, label=label,
                       title=title or path.stem, caption=caption, attack=dict(attack))
@@ -268,10 +289,10 @@ def _walk_image_list(entries: Sequence[Any], class_names: Sequence[str], base_di
             entry = _parse_entry(index, raw, class_names, base_dir)
             if entry.path in seen_paths:
                 raise _EntryProblem(
-                    f"images[{index}]: {entry.source} is listed twice (also images[{seen_paths[entry.path]}])")
+                    f"images[{index}]: {_shown_path(entry.source)} is listed twice (also images[{seen_paths[entry.path]}])")
             if entry.id:
                 if entry.id in used_ids:
-                    raise _EntryProblem(f"images[{index}] ({entry.source}): id '{entry.id}' is used twice")
+                    raise _EntryProblem(f"images[{index}] ({_shown_path(entry.source)}): id {quote_value(entry.id)} is used twice")
             else:
                 entry.id = _unique_slug(slugify(entry.path.stem), used_ids | explicit_ids)
             if input_shape is not None:

@@ -1,9 +1,10 @@
 """Import a model trained elsewhere: a ``.keras`` file, a legacy ``.h5`` file, or a TensorFlow.js
 *layers* model (``model.json`` plus binary weight shards, as CNN Explainer publishes its Tiny VGG).
 
-Safe loading: ``.keras`` and ``.h5`` files go through ``keras.saving.load_model`` in safe mode,
-which refuses Python code embedded in the file (``Lambda`` layers); custom layers cannot be
-loaded because no custom objects are registered. TensorFlow.js models are rebuilt here from an
+Safe loading: the model config of a ``.keras`` or ``.h5`` file is first read as data and every
+layer checked (:func:`check_saved_layers`), so a ``Lambda`` layer, a custom layer class or a
+Python function as an option is refused with a line naming the layer and its class; the file
+then goes through ``keras.saving.load_model`` in safe mode, with no custom objects registered. TensorFlow.js models are rebuilt here from an
 allow-list of standard Keras layers (convolutions, pooling, dense, normalisation, activations,
 merges); their JSON is read as data, never deserialized into arbitrary objects, and the weight
 shards are checked against the manifest's shapes before any value is used.
@@ -25,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from generator.errors import UserError
+from generator.errors import UserError, shorten
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -230,6 +231,7 @@ def _keras_load(path: Path):
 def _load_keras_file(path: Path):
     if not zipfile.is_zipfile(path):
         raise UserError(f"model {path} is not a .keras file (not a zip archive)")
+    check_saved_layers(read_keras_archive_config(path), path)
     return _keras_load(path)
 
 
@@ -237,7 +239,136 @@ def _load_h5_file(path: Path):
     with open(path, "rb") as handle:
         if handle.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
             raise UserError(f"model {path} is not an HDF5 (.h5) file")
+    config = read_h5_model_config(path)
+    if config is not None:   # a weights-only file has none; Keras then says why it cannot load
+        check_saved_layers(config, path)
     return _keras_load(path)
+
+
+# Standard Keras layers that a safe loader must still refuse, with the reason shown to the user.
+REFUSED_LAYERS = {
+    "Lambda": "runs Python code from the file",
+    "TFOpLambda": "runs TensorFlow code recorded from Python (a Keras 2 wrapper of a tf.* call)",
+    "SlicingOpLambda": "runs TensorFlow code recorded from Python (a Keras 2 wrapper of a tf.* call)",
+    "TFSMLayer": "loads a TensorFlow SavedModel from outside the file",
+}
+MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
+
+
+def read_keras_archive_config(path: Path) -> dict:
+    """The model config (``config.json``) of a ``.keras`` zip archive, read as data."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            try:
+                with archive.open("config.json") as member:
+                    text = member.read(MAX_JSON_BYTES + 1)
+            except KeyError:
+                raise UserError(f"model {path} is a zip archive without config.json, not a Keras model") from None
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as error:
+        raise UserError(f"model {path} is a damaged .keras archive: {_first_line(error)}") from None
+    return _parse_model_config(text, path)
+
+
+def read_h5_model_config(path: Path) -> dict | None:
+    """The ``model_config`` attribute of a Keras ``.h5`` file, or None if it has none."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            raw = handle.attrs.get("model_config")
+    except OSError as error:
+        raise UserError(f"model {path} is a damaged HDF5 file: {_first_line(error)}") from None
+    if raw is None:
+        return None
+    return _parse_model_config(raw if isinstance(raw, bytes) else str(raw).encode("utf-8"), path)
+
+
+def _parse_model_config(text: bytes, path: Path) -> dict:
+    if len(text) > MAX_JSON_BYTES:
+        raise UserError(f"model {path}: its model config is over {MAX_JSON_BYTES} bytes")
+    try:
+        config = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"model {path}: its model config is not valid JSON: {_first_line(error)}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        raise UserError(f"model {path}: its model config names no model class")
+    return config
+
+
+def _quoted(text: Any) -> str:
+    return shorten(repr(str(text)), 80)
+
+
+def _bare(text: Any) -> str:
+    return shorten(" ".join(str(text).split()), 60)
+
+
+def _is_keras_module(module: Any) -> bool:
+    return isinstance(module, str) and (module == "keras" or module.startswith("keras."))
+
+
+def check_saved_layers(config: dict, path: Path) -> None:
+    """Refuse, naming the layer and its class, a saved model Keras' safe mode would not load.
+
+    ``config`` is the saved model config (``.keras`` config.json or ``.h5`` model_config). Keras
+    reports such files only as "could not be deserialized"; this reads the config as data first
+    and names the first layer that is code (``Lambda``), not part of Keras (a custom class), or
+    configured with code (a Python function or lambda as activation, initialiser, ...).
+    """
+    import keras
+
+    _check_layer(config, path, keras, role="model")
+
+
+def _is_keras_layer_class(kind: str, keras) -> bool:
+    if kind in MODEL_CLASSES:
+        return True
+    found = getattr(keras.layers, kind, None) if kind.isidentifier() else None
+    return isinstance(found, type) and issubclass(found, keras.layers.Layer)
+
+
+def _check_layer(entry: Any, path: Path, keras, role: str = "layer") -> None:
+    if not isinstance(entry, dict):
+        raise UserError(f"model {path}: a layer entry of its config is not a mapping")
+    kind = entry.get("class_name")
+    body = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    name = entry.get("name") or body.get("name") or "?"
+    layer = f"model {path}: {role} {_quoted(name)} ({_bare(kind)})"
+    if not isinstance(kind, str):
+        raise UserError(f"{layer} has no class name")
+    if kind in REFUSED_LAYERS:
+        raise UserError(f"{layer} {REFUSED_LAYERS[kind]}; refused")
+    # Keras writes module null and registered name "Package>Class" for a class of the user's.
+    from_keras = "module" not in entry or _is_keras_module(entry["module"])
+    if not (from_keras and _is_keras_layer_class(kind, keras)):
+        origin = entry.get("module") or entry.get("registered_name")
+        origin_text = f" ({_bare(origin)})" if origin and origin != kind else ""
+        raise UserError(f"{layer} is not part of Keras but custom code{origin_text}, which is not loaded; refused")
+    layers = body.get("layers")
+    for nested in layers if isinstance(layers, list) else []:
+        _check_layer(nested, path, keras)
+    for key, value in body.items():
+        if key != "layers":
+            _check_serialized_objects(value, f"{layer} option '{_bare(key)}'", keras)
+
+
+def _check_serialized_objects(value: Any, where: str, keras) -> None:
+    """Refuse Python functions, lambdas and custom classes inside a layer's options."""
+    if isinstance(value, list):
+        for item in value:
+            _check_serialized_objects(item, where, keras)
+        return
+    if not isinstance(value, dict):
+        return
+    kind = value.get("class_name")
+    if kind == "__lambda__":
+        raise UserError(f"{where} is a Python lambda stored in the file; refused")
+    if isinstance(kind, str) and "module" in value and not _is_keras_module(value["module"]):
+        what = f"function {_quoted(value.get('config'))}" if kind == "function" else f"class {_bare(kind)}"
+        raise UserError(f"{where} is the {what} from {_bare(value['module'])}, custom code that is not loaded; "
+                        "refused")
+    for item in value.values():
+        _check_serialized_objects(item, where, keras)
 
 
 # --- TensorFlow.js layers models ------------------------------------------------------------

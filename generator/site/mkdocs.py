@@ -1,12 +1,11 @@
-"""Site stage: build the generated docs into a static site with MkDocs, and publish it.
+"""Site: one MkDocs Material build per language, as Material documents for multilingual sites.
 
-MkDocs runs as a subprocess (``python -m mkdocs``) on the repository's ``mkdocs.yml``. What
-varies per build reaches that file through environment variables it reads with ``!ENV``:
-the docs directory and the site title, description and URLs from the manifest. Zensical reads
-the same file the same way.
-
-The build writes into a temporary directory beside ``site_dir`` and swaps it in only when
-MkDocs succeeded, so a failed build leaves the previous site untouched.
+Each language is its own MkDocs project: ``build/docs/mkdocs-<lang>.yml`` (written here from the
+project's shared ``mkdocs.yml`` plus that language's settings: ``theme.language``, its title,
+search language, menu and the language selector's ``extra.alternate``) builds ``build/docs/<lang>``
+into ``site/<lang>``. The site root gets a page that sends a reader to the language their
+browser prefers. Zensical reads the same generated files (``zensical build -f
+build/docs/mkdocs-zh.yml``).
 """
 
 from __future__ import annotations
@@ -14,63 +13,82 @@ from __future__ import annotations
 import html
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from generator.cache import swap_in
+import yaml
+
 from generator.errors import UserError
-from generator.site.pages import NAV_FILE
 
 CONFIG_FILE = "mkdocs.yml"
-_SITE_VARIABLES = {  # manifest["site"] key -> variable read by mkdocs.yml
-    "title": "BUTTERFLY_SITE_NAME",
-    "description": "BUTTERFLY_SITE_DESCRIPTION",
-    "site_url": "BUTTERFLY_SITE_URL",
-    "repo_url": "BUTTERFLY_REPO_URL",
-}
-_ESCAPED_VARIABLES = {"BUTTERFLY_SITE_NAME", "BUTTERFLY_SITE_DESCRIPTION"}
+LANGUAGE_NAMES = {"zh": "简体中文", "en": "English"}
+# The colour-scheme toggle's tooltips, which mkdocs.yml gives in English.
+PALETTE_TOGGLES = {"zh": ("切换到深色模式", "切换到浅色模式")}
+# Material's default separator plus the zero-width space its search plugin puts between the
+# words jieba finds in Chinese text, so that 扰动 and 小熊猫 are words of the index.
+SEARCH_SEPARATOR = r'[\s\u200b\-_,:!=\[\]()"`/]+|\.(?!\d)|&[lg]t;|(?!\b)(?=[A-Z][a-z])'
 
 
-def site_environment(docs_dir: Path, repo_root: Path | None = None,
-                     base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for an MkDocs (or Zensical) run of ``repo_root/mkdocs.yml`` on ``docs_dir``.
-
-    Reads ``docs_dir/manifest.json`` when present for the site title, description and URLs.
-    A value missing from the manifest may come from the outer environment (``base``, default
-    os.environ), e.g. BUTTERFLY_SITE_URL set by the Pages workflow. The title and description
-    are HTML-escaped because the theme templates insert them unescaped. The docs directory is
-    given relative to ``repo_root`` when it lies inside it (Zensical accepts only that);
-    MkDocs also takes an absolute one.
-    """
-    outer = dict(os.environ if base is None else base)
-    env = {key: value for key, value in outer.items() if not key.startswith("BUTTERFLY_")}
-    docs = Path(docs_dir).resolve()
-    if repo_root is not None and docs.is_relative_to(Path(repo_root).resolve()):
-        docs = docs.relative_to(Path(repo_root).resolve())
-    env["BUTTERFLY_DOCS_DIR"] = docs.as_posix()
-    env["BUTTERFLY_NAV_FILE"] = (docs / NAV_FILE).as_posix()
-    env["NO_MKDOCS_2_WARNING"] = "1"
-    manifest_path = Path(docs_dir) / "manifest.json"
-    site = {}
-    if manifest_path.is_file():
-        try:
-            site = json.loads(manifest_path.read_text(encoding="utf-8")).get("site") or {}
-        except (OSError, ValueError) as error:
-            raise UserError(f"{manifest_path}: cannot read it: {error}") from None
-    for key, variable in _SITE_VARIABLES.items():
-        value = site.get(key) or outer.get(variable)
-        if value:
-            text = " ".join(str(value).split())
-            env[variable] = html.escape(text) if variable in _ESCAPED_VARIABLES else text
-    return env
+def language_config_path(docs_dir: Path, lang: str) -> Path:
+    return Path(docs_dir) / f"mkdocs-{lang}.yml"
 
 
-def build_command(repo_root: Path, site_dir: Path, strict: bool = True) -> list[str]:
-    """The MkDocs command line that builds ``repo_root/mkdocs.yml`` into ``site_dir``."""
-    command = [sys.executable, "-m", "mkdocs", "build", "--clean",
-               "--config-file", str(Path(repo_root) / CONFIG_FILE), "--site-dir", str(site_dir)]
+def language_config(repo_root: Path, docs_dir: Path, site_dir: Path, lang: str, site: dict, nav: list) -> dict:
+    """The complete MkDocs config of one language: the shared mkdocs.yml with this language's
+    settings. Paths are relative to the config file's folder (docs_dir)."""
+    try:
+        shared = yaml.safe_load((Path(repo_root) / CONFIG_FILE).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise UserError(f"{Path(repo_root) / CONFIG_FILE}: cannot read it: {error}") from None
+    here = Path(docs_dir).resolve()
+
+    def relative(path: Path) -> str:
+        return os.path.relpath(Path(path).resolve(), here)
+
+    theme = dict(shared.get("theme") or {})
+    theme["language"] = lang
+    if lang in PALETTE_TOGGLES:
+        theme["palette"] = [{**scheme, "toggle": {**scheme["toggle"], "name": name}}
+                            for scheme, name in zip(theme.get("palette") or [], PALETTE_TOGGLES[lang])]
+    if theme.get("custom_dir"):
+        theme["custom_dir"] = relative(Path(repo_root) / theme["custom_dir"])
+    # The theme inserts the site name and description into HTML unescaped.
+    config = {
+        **shared,
+        "site_name": html.escape(site["title"][lang]),
+        "site_description": html.escape(site["description"][lang]),
+        "docs_dir": lang,
+        "site_dir": relative(Path(site_dir) / lang),
+        "theme": theme,
+        "plugins": [{"search": {"lang": [lang if lang != "zh" else "en"], "separator": SEARCH_SEPARATOR}},
+                    *[plugin for plugin in shared.get("plugins") or [] if plugin != "search"]],
+        "extra": {**(shared.get("extra") or {}), "alternate": [
+            {"name": LANGUAGE_NAMES[other], "link": f"../{other}/", "lang": other} for other in site["languages"]]},
+        "nav": nav,
+    }
+    if site.get("site_url"):
+        config["site_url"] = site["site_url"].rstrip("/") + f"/{lang}/"
+    if site.get("repo_url"):
+        config["repo_url"] = site["repo_url"]
+    return config
+
+
+def write_language_configs(repo_root: Path, docs_dir: Path, site_dir: Path, site: dict, navs: dict) -> list[Path]:
+    written = []
+    for lang in site["languages"]:
+        path = language_config_path(docs_dir, lang)
+        config = language_config(repo_root, docs_dir, site_dir, lang, site, navs[lang])
+        path.write_text("# Written by butterfly's pages stage from mkdocs.yml; do not edit.\n"
+                        + yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def build_command(config_file: Path, site_dir: Path, strict: bool = True) -> list[str]:
+    """The MkDocs command line that builds one language's config into ``site_dir``."""
+    command = [sys.executable, "-m", "mkdocs", "build", "--clean", "--config-file", str(config_file),
+               "--site-dir", str(site_dir)]
     return command + (["--strict"] if strict else [])
 
 
@@ -83,71 +101,86 @@ def _first_problem(output: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def build_site(repo_root: Path, docs_dir: Path, site_dir: Path, strict: bool = True) -> Path:
-    """Build the site from ``docs_dir`` into ``site_dir`` with MkDocs; return ``site_dir``.
+def mkdocs_environment() -> dict[str, str]:
+    return {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+
+
+def build_languages(docs_dir: Path, target: Path, languages: list[str], strict: bool = True) -> None:
+    """Build every language's MkDocs project into ``target/<lang>``, the builds side by side.
 
     In strict mode any MkDocs warning (a broken link, a missing image) fails the build with a
-    :class:`UserError` naming the first warning; the previous ``site_dir`` is kept.
+    :class:`UserError` naming the language and the first warning.
     """
-    repo_root, docs_dir, site_dir = Path(repo_root), Path(docs_dir), Path(site_dir).resolve()
-    if not (repo_root / CONFIG_FILE).is_file():
-        raise UserError(f"{repo_root / CONFIG_FILE}: not found; run from the repository root")
-    if not (docs_dir / "index.md").is_file():
-        raise UserError(f"{docs_dir}: no generated pages (index.md missing); run the pages stage first")
-    site_dir.parent.mkdir(parents=True, exist_ok=True)
-    fresh = site_dir.with_name(f".{site_dir.name}.building")
-    shutil.rmtree(fresh, ignore_errors=True)
-    result = subprocess.run(build_command(repo_root, fresh, strict), cwd=repo_root,
-                            env=site_environment(docs_dir, repo_root),
-                            capture_output=True, text=True)
-    if result.returncode != 0 or not (fresh / "index.html").is_file():
-        shutil.rmtree(fresh, ignore_errors=True)
-        raise UserError(f"mkdocs build failed: {_first_problem(result.stderr + result.stdout)}")
-    swap_in(fresh, site_dir)
-    return site_dir
+    from generator.childproc import start_child, stop_child
+
+    running = {lang: start_child(build_command(language_config_path(docs_dir, lang), Path(target) / lang, strict),
+                                 cwd=docs_dir, env=mkdocs_environment(), stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+               for lang in languages}
+    try:
+        outputs = {lang: process.communicate()[0] for lang, process in running.items()}
+    finally:
+        for process in running.values():
+            stop_child(process)
+    for lang, process in running.items():
+        if process.returncode != 0 or not (Path(target) / lang / "index.html").is_file():
+            raise UserError(f"mkdocs build of the '{lang}' pages failed: {_first_problem(outputs[lang])}")
 
 
-def deploy_command(repo_root: Path, remote: str = "origin", branch: str = "gh-pages",
-                   message: str | None = None) -> list[str]:
-    """The ``mkdocs gh-deploy`` command line publishing ``repo_root`` to ``remote/branch``."""
-    command = [sys.executable, "-m", "mkdocs", "gh-deploy", "--force", "--strict",
-               "--config-file", str(Path(repo_root) / CONFIG_FILE),
-               "--remote-name", remote, "--remote-branch", branch]
-    return command + (["--message", message] if message else [])
+def root_page(site: dict) -> str:
+    """site/index.html: sends a reader to the language their browser prefers among the site's
+    languages, else the first; without JavaScript, to the first; links to all of them."""
+    languages = site["languages"]
+    first = languages[0]
+    links = "\n".join(f'    <li><a href="{lang}/" hreflang="{lang}" lang="{lang}">'
+                      f'{html.escape(site["title"][lang])} ({LANGUAGE_NAMES[lang]})</a></li>' for lang in languages)
+    return f"""<!doctype html>
+<html lang="{first}">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>{html.escape(site["title"][first])}</title>
+  <script>
+    (function () {{
+      var languages = {json.dumps(languages)};
+      var wanted = navigator.languages || [navigator.language || ""];
+      for (var i = 0; i < wanted.length; i++) {{
+        var code = String(wanted[i]).toLowerCase().split("-")[0];
+        if (languages.indexOf(code) >= 0) {{ location.replace(code + "/"); return; }}
+      }}
+      location.replace(languages[0] + "/");
+    }})();
+  </script>
+  <noscript><meta http-equiv="refresh" content="0; url={first}/"></noscript>
+</head>
+<body>
+  <ul>
+{links}
+  </ul>
+</body>
+</html>
+"""
 
 
-def deploy(repo_root: Path, docs_dir: Path | None = None, *, remote: str = "origin",
-           branch: str = "gh-pages", message: str | None = None) -> list[str]:
-    """Publish the built docs to GitHub Pages with ``mkdocs gh-deploy --force``.
+def deploy(site_dir: Path, repo_root: Path, *, remote: str = "origin", branch: str = "gh-pages",
+           message: str | None = None) -> None:
+    """Publish the built site to GitHub Pages: commit ``site_dir`` to ``branch`` and force-push
+    it to ``remote`` (ghp-import, which ``mkdocs gh-deploy`` uses too)."""
+    from ghp_import import GhpError, ghp_import
 
-    gh-deploy rebuilds the site (strict) from ``docs_dir`` (default ``repo_root/build/docs``),
-    commits it to ``branch`` and force-pushes that branch to ``remote``. Fails with one line
-    when the docs are not built, the directory is not a git repository or has no such remote.
-    Returns the command that ran.
-    """
-    repo_root = Path(repo_root)
-    docs_dir = Path(docs_dir) if docs_dir is not None else repo_root / "build" / "docs"
-    if not (docs_dir / "index.md").is_file():
-        raise UserError(f"{docs_dir}: no built pages to deploy; run `butterfly build` first")
-    probe = subprocess.run(["git", "-C", str(repo_root), "remote", "get-url", remote],
-                           capture_output=True, text=True)
+    if not (Path(site_dir) / "index.html").is_file():
+        raise UserError(f"{site_dir}: no built site to deploy; run `butterfly build` first")
+    probe = subprocess.run(["git", "-C", str(repo_root), "remote", "get-url", remote], capture_output=True, text=True)
     if probe.returncode != 0:
         reason = " ".join(probe.stderr.split()) or f"exit status {probe.returncode}"
         raise UserError(f"cannot deploy: git remote '{remote}' is not usable in {repo_root} "
                         f"({reason}); add one with `git remote add {remote} <url>`")
-    command = deploy_command(repo_root, remote, branch, message)
-    result = subprocess.run(command, cwd=repo_root, env=site_environment(docs_dir, repo_root),
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        raise UserError(f"mkdocs gh-deploy failed: {_first_problem(result.stderr + result.stdout)}")
-    return command
-
-
-def serve(repo_root: Path, docs_dir: Path, addr: str = "127.0.0.1:8000") -> None:
-    """Preview the built docs with ``mkdocs serve`` (live reload) until interrupted."""
-    command = [sys.executable, "-m", "mkdocs", "serve", "--config-file", str(Path(repo_root) / CONFIG_FILE),
-               "--dev-addr", addr]
+    cwd = os.getcwd()
     try:
-        subprocess.run(command, cwd=repo_root, env=site_environment(docs_dir, repo_root), check=False)
-    except KeyboardInterrupt:
-        pass
+        os.chdir(repo_root)
+        ghp_import(str(site_dir), mesg=message or "Publish the site", remote=remote, branch=branch,
+                   push=True, force=True, nojekyll=True)
+    except GhpError as error:
+        raise UserError(f"publishing to '{remote}/{branch}' failed: {' '.join(str(error).split())}") from None
+    finally:
+        os.chdir(cwd)
