@@ -356,7 +356,7 @@ def test_charts_write_pngs_with_records(tmp_path):
     assert made["ratios"]["layers"] == LAYERS and len(made["ratios"]["images"]) == 12
     assert "median line over 12 images" in made["ratios"]["alt"]
     assert made["strip"]["groups"]["Tiny VGG"][2] == {"image": "c", "epsilon": None}
-    assert "Tiny VGG: 2 of 3 images fooled" in made["strip"]["alt"] and "1 not fooled" in made["strip"]["alt"]
+    assert "Tiny VGG: the prediction changed for 2 of 3 images" in made["strip"]["alt"] and "1 unchanged" in made["strip"]["alt"]
     assert "90.0 %" in made["robustness"]["alt"] and "500 of 1,000 test images" in made["robustness"]["alt"]
     everything = figures.robustness_plot([0, 0.01], [0.9, 0.5], [0.9, 0.89], tmp_path / "all.png", samples=1000,
                                          test_size=1000)
@@ -392,7 +392,7 @@ def test_epsilon_strip_sets_not_fooled_images_apart(tmp_path):
     path = tmp_path / "strip.png"
     record = figures.epsilon_strip({"model": [("a", None), ("b", None)]}, path, epsilon_max=0.25)
     check_record(record, path)
-    assert "0 of 2 images fooled" in record["alt"] and "ε = 0.25" in record["alt"]
+    assert "changed for 0 of 2 images" in record["alt"] and "ε = 0.25" in record["alt"]
     assert record["epsilon_max"] == 0.25
 
 
@@ -484,7 +484,7 @@ def test_sweep_gif_says_not_fooled(tmp_path):
     path = tmp_path / "sweep.gif"
     record = sweep(images, x, eps, probs, labels, path, flip=-1, fps=5)
     check_record(record, path, frames=8)
-    assert "not fooled" in record["alt"] and record["flip"] is None and record["answer"] is None
+    assert "stays" in record["alt"] and record["flip"] is None and record["answer"] is None
     assert not any(near(frame[2, 2], FLIP_COLOUR) for frame in gif_frames(path))
 
 
