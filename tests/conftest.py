@@ -14,7 +14,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-CNN_EXPLAINER = SHARED / "fixtures" / "cnn-explainer"
+# CNN Explainer's model and photos, as the project ships them (content/cnn-explainer).
+CNN_EXPLAINER = REPO / "content" / "cnn-explainer"
+SHARED_CNN_EXPLAINER = SHARED / "fixtures" / "cnn-explainer"
 
 
 @pytest.fixture(scope="session")
@@ -67,22 +69,32 @@ def copy_config(source: Path, root: Path) -> Path:
     """``source`` rewritten into ``root/site_config/site.yml`` with absolute paths, so it builds in ``root``."""
     config = yaml.safe_load(source.read_text())
     base = REPO
-    for entry in config["images"]:
-        entry["path"] = str((base / entry["path"]).resolve())
-    if (config.get("model") or {}).get("path"):
-        config["model"]["path"] = str((base / config["model"]["path"]).resolve())
+    for experiment in config.get("experiments") or [config]:
+        for entry in experiment["images"]:
+            entry["path"] = str((base / entry["path"]).resolve())
+        if (experiment.get("model") or {}).get("path"):
+            experiment["model"]["path"] = str((base / experiment["model"]["path"]).resolve())
     (root / "site_config").mkdir(parents=True, exist_ok=True)
     target = root / "site_config" / "site.yml"
     target.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     return target
 
 
+def scratch_project(root: Path, config: str = "site.yml") -> Path:
+    """A copy of the project's content and one of its configs in ``root`` (as site_config/site.yml),
+    so that a build there sees the same relative paths as in the repository."""
+    shutil.copytree(REPO / "content", root / "content", dirs_exist_ok=True)
+    (root / "site_config").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "site_config" / config, root / "site_config" / "site.yml")
+    return root / "site_config" / "site.yml"
+
+
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory) -> Path:
-    """The default site, built for real from site_config/site.yml in a scratch folder; returns that folder."""
-    from generator.pipeline import run_build
+    """The default site, built for real from site_config/site.yml in a scratch copy; returns its root."""
     from generator.inputs.config import load_config
+    from generator.pipeline import run_build
 
     root = tmp_path_factory.mktemp("default-site")
-    run_build(load_config(copy_config(REPO / "site_config" / "site.yml", root)))
+    run_build(load_config(scratch_project(root)))
     return root

@@ -28,7 +28,7 @@ from generator.figures.common import DIVERGING, SEQUENTIAL, colour_table
 from generator.site import explorer
 
 REPO = Path(__file__).resolve().parents[1]
-CNN_EXPLAINER = REPO.parent / "shared" / "fixtures" / "cnn-explainer"
+CNN_EXPLAINER = REPO / "content" / "cnn-explainer"
 CNN_CLASSES = ["lifeboat", "ladybug", "pizza", "bell pepper", "school bus", "koala", "espresso", "red panda",
                "orange", "sport car"]
 CNN_CLASSES_ZH = ["救生艇", "瓢虫", "披萨", "甜椒", "校车", "考拉", "意式浓缩咖啡", "小熊猫", "橙子", "跑车"]
@@ -221,7 +221,8 @@ def _page(root: Path, experiment: str, image: str, model, x: np.ndarray, class_n
         attack_settings={"method": settings.method, "epsilon_start": settings.epsilon_start,
                          "epsilon_step": settings.epsilon_step, "epsilon_max": settings.epsilon_max,
                          "target_index": settings.target_index, "clip_min": settings.clip_min,
-                         "clip_max": settings.clip_max},
+                         "clip_max": settings.clip_max, "iterations": settings.iterations,
+                         "step_size": settings.step_size},
         grid_epsilon=loop.epsilon, adversarial_index=loop.adversarial_index, threshold=None,
         gradient_sign=loop.gradient_sign, amplification=0.5 / (2 * (loop.epsilon or settings.epsilon_max)),
         layers=layers, model_url=model_url)
@@ -386,7 +387,9 @@ def test_browser_reproduces_the_builds_search_probabilities_and_gradient(harness
 @pytest.mark.slow
 def test_slider_is_keyboard_operable_and_shows_the_flip(harness, browser):
     _, base_url, pages = harness
-    page = next(p for p in pages if p.loop.epsilon is not None and p.loop.grid_index == 0)
+    # A page that flips at the first grid point (CNN Explainer's), else a Fashion-MNIST one.
+    page = next((p for p in pages if p.loop.grid_index == 0),
+                next(p for p in pages if p.experiment == "fashion" and p.loop.epsilon is not None))
     tab, errors = open_page(browser, base_url + page.path("en"))
     slider = tab.locator(".bx-slider")
     output = tab.locator(".bx-value")
@@ -500,4 +503,24 @@ def test_a_missing_payload_is_said_on_the_page_and_rejects_ready(harness, browse
     message = tab.evaluate("window.butterflyExplorer.ready.then(() => 'ready', error => error.message)")
     assert message.startswith("交互式探索器无法启动") and "missing.json" in message and "404" in message
     assert tab.locator(".bx-panel.bx-failed .bx-status").inner_text() == message
+    tab.close()
+
+
+@pytest.mark.slow
+def test_a_bim_page_runs_fgsm_live_and_says_so(harness, browser):
+    from generator.analysis.attack import AttackSettings, plain_epsilon_loop
+
+    root, base_url, pages = harness
+    demo = next(p for p in pages if p.experiment == "layers-demo")
+    bim = AttackSettings(method="bim", epsilon_max=0.1, iterations=3)
+    page = _page(root, "layers-demo", "noise-bim", demo.model, demo.x, demo.class_names, ["甲", "乙", "丙", "丁"], bim,
+                 "../../models/layers-demo/model.json")
+    assert page.settings.method == "bim"
+    fgsm = plain_epsilon_loop(demo.model, demo.x, AttackSettings(epsilon_max=0.1))
+    tab, errors = open_page(browser, base_url + page.path("en"))
+    assert tab.locator(".bx-status").inner_text().startswith("This page's attack is BIM; the live panel runs")
+    assert f"the flip found in this browser: ε = {fgsm.epsilon:.4f}" in tab.locator(".bx-flip-note").inner_text()
+    found = tab.evaluate("window.butterflyExplorer.search()")
+    assert found["epsilon"] == fgsm.epsilon and found["index"] == fgsm.adversarial_index
+    assert errors == []
     tab.close()

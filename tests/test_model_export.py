@@ -16,7 +16,7 @@ from generator.errors import UserError
 from generator.inputs import model_import
 from generator.inputs.model_export import MODEL_FILE, SHARD_FILE, export_tfjs_layers, verify_tfjs_export
 
-CNN_EXPLAINER = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "cnn-explainer"
+CNN_EXPLAINER = Path(__file__).resolve().parents[1] / "content" / "cnn-explainer"
 CNN_CLASSES = ["lifeboat", "ladybug", "pizza", "bell pepper", "school bus", "koala", "espresso", "red panda",
                "orange", "sport car"]
 needs_cnn_explainer = pytest.mark.skipif(not (CNN_EXPLAINER / "model.json").is_file(),

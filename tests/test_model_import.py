@@ -15,7 +15,7 @@ from generator.inputs.model_import import describe_model, load_model, load_tfjs_
 keras = pytest.importorskip("keras")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-CNN_EXPLAINER = SHARED / "fixtures" / "cnn-explainer"
+CNN_EXPLAINER = Path(__file__).resolve().parents[1] / "content" / "cnn-explainer"
 CNN_EXPLAINER_CLASSES = ["lifeboat", "ladybug", "pizza", "bell pepper", "school bus", "koala", "espresso",
                          "red panda", "orange", "sport car"]
 

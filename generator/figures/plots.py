@@ -85,7 +85,7 @@ def _save(figure, path, alt: str, words: Words) -> dict:
     """Save as PNG at DPI with the alt text in the Description chunk; return the figure record."""
     _use_font(figure, words)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI, format="png", metadata={"Description": alt}, pil_kwargs={"compress_level": 4})
+    figure.savefig(path, dpi=DPI, format="png", metadata={"Description": alt}, pil_kwargs={"compress_level": 6})
     width, height = figure.canvas.get_width_height()
     return figure_record(path, alt, width, height, None)
 

@@ -53,6 +53,7 @@ LAYER_SPECS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
     "GlobalAveragePooling2D": ("GlobalAveragePooling2D", ("data_format", "keepdims"), {}),
     "GlobalMaxPooling2D": ("GlobalMaxPooling2D", ("data_format", "keepdims"), {}),
     "Flatten": ("Flatten", ("data_format",), {}),
+    "Rescaling": ("Rescaling", ("scale", "offset"), {}),
     "Reshape": ("Reshape", ("target_shape",), {}),
     "Dropout": ("Dropout", ("rate",), {}),
     "SpatialDropout2D": ("SpatialDropout2D", ("rate", "data_format"), {}),

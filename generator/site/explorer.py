@@ -3,8 +3,8 @@
 Three things for the site stage:
 
 - :func:`copy_runtime` copies the browser runtime (TensorFlow.js, vendored under
-  ``explorer/vendor/`` with its licence and checksums, plus ``explorer.js`` and ``explorer.css``)
-  into the site's assets folder; nothing is ever loaded from another server.
+  ``explorer/vendor/`` with its licence and checksums, plus the explorer's scripts and style
+  sheet) into the site's assets folder; nothing is ever loaded from another server.
 - :func:`image_payload` builds the JSON one image page needs: the exact input pixels, the
   build's attack direction and answer, the class names in each language, the attack settings,
   per-layer colour scales as the PNG figures use them, the colour tables, and the model's URL.

@@ -5,7 +5,7 @@ project's shared ``mkdocs.yml`` plus that language's settings: ``theme.language`
 search language, menu and the language selector's ``extra.alternate``) builds ``build/docs/<lang>``
 into ``site/<lang>``. The site root gets a page that sends a reader to the language their
 browser prefers. Zensical reads the same generated files (``zensical build -f
-build/docs/mkdocs-zh.yml``).
+build/docs/mkdocs-zh.yml``, into ``build/docs/_site/zh``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def language_config_path(docs_dir: Path, lang: str) -> Path:
     return Path(docs_dir) / f"mkdocs-{lang}.yml"
 
 
-def language_config(repo_root: Path, docs_dir: Path, site_dir: Path, lang: str, site: dict, nav: list) -> dict:
+def language_config(repo_root: Path, docs_dir: Path, lang: str, site: dict, nav: list) -> dict:
     """The complete MkDocs config of one language: the shared mkdocs.yml with this language's
     settings. Paths are relative to the config file's folder (docs_dir)."""
     try:
@@ -59,7 +59,9 @@ def language_config(repo_root: Path, docs_dir: Path, site_dir: Path, lang: str, 
         "site_name": html.escape(site["title"][lang]),
         "site_description": html.escape(site["description"][lang]),
         "docs_dir": lang,
-        "site_dir": relative(Path(site_dir) / lang),
+        # Where Zensical (which wants it inside the config's folder) writes; MkDocs is given
+        # its own target on the command line.
+        "site_dir": f"_site/{lang}",
         "theme": theme,
         "plugins": [{"search": {"lang": [lang if lang != "zh" else "en"], "separator": SEARCH_SEPARATOR}},
                     *[plugin for plugin in shared.get("plugins") or [] if plugin != "search"]],
@@ -74,11 +76,11 @@ def language_config(repo_root: Path, docs_dir: Path, site_dir: Path, lang: str, 
     return config
 
 
-def write_language_configs(repo_root: Path, docs_dir: Path, site_dir: Path, site: dict, navs: dict) -> list[Path]:
+def write_language_configs(repo_root: Path, docs_dir: Path, site: dict, navs: dict) -> list[Path]:
     written = []
     for lang in site["languages"]:
         path = language_config_path(docs_dir, lang)
-        config = language_config(repo_root, docs_dir, site_dir, lang, site, navs[lang])
+        config = language_config(repo_root, docs_dir, lang, site, navs[lang])
         path.write_text("# Written by butterfly's pages stage from mkdocs.yml; do not edit.\n"
                         + yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
         written.append(path)

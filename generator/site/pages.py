@@ -36,6 +36,7 @@ import jinja2
 
 from generator.errors import UserError
 from generator.site import facts
+from generator.site.explorer import panel_html
 from generator.site.format import FILTERS
 from generator.site.mkdocs import LANGUAGE_NAMES, write_language_configs
 
@@ -169,7 +170,7 @@ def site_nav(manifest: dict, lang: str) -> list:
     return nav
 
 
-def render_docs(manifest: dict, docs_dir: Path, repo_root: Path, site_dir: Path) -> list[Path]:
+def render_docs(manifest: dict, docs_dir: Path, repo_root: Path) -> list[Path]:
     """Write every page of every site language under ``docs_dir``, and their MkDocs configs.
 
     ``docs_dir`` already holds the figures the manifest points at (``<lang>/figures/...``) and
@@ -198,8 +199,11 @@ def render_docs(manifest: dict, docs_dir: Path, repo_root: Path, site_dir: Path)
         for experiment in view["experiments"]:
             write(f"{experiment['id']}/index.md", f"{lang}/experiment.md.j2", ex=experiment)
             for image in experiment["images"]:
-                write(image["page"], f"{lang}/image.md.j2", ex=experiment, image=image)
+                root = page_helpers(image["page"])["root"]
+                explorer = panel_html(lang=lang, runtime_url=root("assets/explorer/"),
+                                      payload_url=root(f"assets/explorer-data/{experiment['id']}/{image['id']}.json"))
+                write(image["page"], f"{lang}/image.md.j2", ex=experiment, image=image, explorer=explorer)
         navs[lang] = site_nav(manifest, lang)
-    written += write_language_configs(repo_root, docs_dir, site_dir, manifest["site"], navs)
+    written += write_language_configs(repo_root, docs_dir, manifest["site"], navs)
     return written
 

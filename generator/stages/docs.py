@@ -107,5 +107,5 @@ def stage_docs(build: Build, manifest: dict) -> None:
         _copy_figures(manifest["figure_dirs"][lang], figures / "site", manifest["figures"][lang], "figures/site")
     public = published(manifest)
     (fresh / "manifest.json").write_text(json.dumps(public, indent=1, ensure_ascii=False), encoding="utf-8")
-    render_docs(public, fresh, REPO_ROOT, build.site_dir)
+    render_docs(public, fresh, REPO_ROOT)
     swap_in(fresh, build.docs_dir)

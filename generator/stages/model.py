@@ -119,7 +119,6 @@ def import_model(run: ExperimentRun, path: Path, out: Path) -> None:
     experiment = run.experiment
     with run.build.quiet_tensorflow():
         model = load_model(path, run.classes.canonical, tuple(experiment.model.input_range))
-    run._model = model
     model.save(out / "model.keras")
     # A TF.js or Keras file often names its model just "sequential"; its folder or file name says more.
     name = path.parent.name if path.suffix == ".json" else path.stem

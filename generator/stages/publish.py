@@ -1,7 +1,10 @@
 """Stage site: build every language with MkDocs into a fresh folder, add what lives at the site
-root (the language chooser, the 404 page, the manifest, downloads), then swap it in whole.
+root (the language chooser, the 404 page, the manifest, downloads, the in-browser explorer's
+runtime, models and per-image data), then swap it in whole.
 
-The previous ``site/`` stays untouched until the new one is complete.
+The previous ``site/`` stays untouched until the new one is complete. Each experiment's model is
+exported to TensorFlow.js once (cached by the model's key and the exporter's code), so only a
+build with a new model imports TensorFlow here.
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from generator.cache import fresh_sibling, swap_in
+import numpy as np
+
+from generator.cache import code_version, content_key, fresh_sibling, swap_in
 from generator.site.mkdocs import build_languages, root_page
 from generator.stages.context import Build
 
@@ -34,6 +39,7 @@ def stage_site(build: Build, manifest: dict) -> None:
         (fresh / "404.html").write_text(NOT_FOUND.format(lang=first, links=links), encoding="utf-8")
     shutil.copy2(build.docs_dir / "manifest.json", fresh / "manifest.json")
     write_downloads(build, manifest, fresh / "downloads")
+    write_explorer(build, manifest, fresh / "assets")
     swap_in(fresh, build.site_dir)
 
 
@@ -48,3 +54,46 @@ def write_downloads(build: Build, manifest: dict, folder: Path) -> None:
         target.mkdir()
         shutil.copy2(Path(experiment["model_dir"]) / "model.keras", target / "model.keras")
         (target / "classes.txt").write_text("\n".join(experiment["model"]["class_names"]) + "\n", encoding="utf-8")
+
+
+def exported_model(build: Build, experiment: dict) -> Path:
+    """The experiment's model in TensorFlow.js layers format, checked to load back to the same
+    weights (cached by the model's cache key and the exporter's code)."""
+    model_dir = Path(experiment["model_dir"])
+    key = content_key("tfjs", model_dir.name, code_version("inputs/model_export"))
+    if not build.cache.has("tfjs", key):
+        from generator.inputs.model_export import export_tfjs_layers, verify_tfjs_export
+
+        with build.quiet_tensorflow():
+            import keras
+
+            model = keras.saving.load_model(model_dir / "model.keras", compile=False, safe_mode=True)
+            with build.cache.write("tfjs", key) as out:
+                export_tfjs_layers(model, out)
+                verify_tfjs_export(model, out)
+    return build.cache.path("tfjs", key)
+
+
+def write_explorer(build: Build, manifest: dict, assets: Path) -> None:
+    """The explorer's runtime, each experiment's model and each image's data under site/assets/."""
+    from generator.site.explorer import copy_runtime, image_payload, write_payload
+
+    copy_runtime(assets)
+    for experiment in manifest["experiments"]:
+        shutil.copytree(exported_model(build, experiment), assets / "models" / experiment["id"])
+        model = experiment["model"]
+        for image in experiment["images"]:
+            with np.load(build.cache.root / image["arrays"]) as npz:
+                pixels, direction = npz["x"], npz["gradient_sign"]
+            attack = image["attack"]
+            settings = {**attack["settings"], "method": attack["method"], "target_index": attack["target_index"],
+                        "clip_min": 0.0, "clip_max": 1.0}
+            payload = image_payload(
+                experiment_id=experiment["id"], image_id=image["id"], titles=image["title"], pixels=pixels,
+                class_names=model["class_labels"], canonical_class_names=model["class_names"],
+                true_index=image["true_index"], clean_index=image["clean"]["index"],
+                clean_probabilities=image["clean"]["probabilities"], attack_settings=settings,
+                grid_epsilon=attack["epsilon"], adversarial_index=attack["adversarial"]["index"],
+                threshold=attack["threshold"], gradient_sign=direction, amplification=image["amplification"],
+                layers=image["layers"], model_url=f"../../models/{experiment['id']}/model.json")
+            write_payload(payload, assets / "explorer-data" / experiment["id"] / f"{image['id']}.json")

@@ -171,6 +171,9 @@ export class Panel {
   }
 
   showPage() {
+    this.searchToken = (this.searchToken || 0) + 1; // a search still running for another view is dropped
+    delete this.root.dataset.ownImage;
+    delete this.root.dataset.ownAnswer;
     this.backButton.hidden = true;
     this.ownStatus.textContent = "";
     this.fileInput.value = "";
@@ -180,11 +183,14 @@ export class Panel {
     if (view.fromBuild) {
       this.status.textContent = "";
       this.finishView(view);
-    } else {
-      this.status.textContent = this.t("methodNote", { method: this.payload.attack.method.toUpperCase() });
-      return this.searchView(view);
+      return Promise.resolve();
     }
-    return Promise.resolve();
+    // BIM or PGD: the build's epsilon belongs to another attack; FGSM's is searched here.
+    const note = this.t("methodNote", { method: this.payload.attack.method.toUpperCase() });
+    this.status.textContent = note;
+    return this.searchView(view).then((shown) => {
+      if (shown) this.status.textContent = note + this.t("sentence") + this.status.textContent;
+    });
   }
 
   markPageSetting(targetIndex) {
@@ -244,11 +250,15 @@ export class Panel {
   /** A view whose direction or answer is computed here: the reader's image, another target. */
   async searchView(view) {
     const attack = this.payload.attack;
+    const token = (this.searchToken = (this.searchToken || 0) + 1);
     const targeted = view.targetIndex !== null && view.targetIndex !== undefined;
     view.direction = Float32Array.from(this.network.gradientSign(view.x, targeted ? view.targetIndex : view.cleanIndex,
                                                                   targeted));
     const found = await epsilonSearch(this.network, view.x, view.direction, view.cleanIndex, attack, view.targetIndex,
-      (eps, step, total) => { this.status.textContent = this.t("searching", { eps: formatEpsilon(eps), step, total }); });
+      (eps, step, total) => {
+        if (token === this.searchToken) this.status.textContent = this.t("searching", { eps: formatEpsilon(eps), step, total });
+      });
+    if (token !== this.searchToken) return false; // another image or target was chosen meanwhile
     view.flipEpsilon = found.epsilon;
     view.fromBuild = false; // the flip mark and the colour scales are this browser's own
     view.scales = null;
@@ -258,6 +268,7 @@ export class Panel {
     else if (targeted && !found.succeeded) this.status.textContent = this.t("searchMissed", { eps: formatEpsilon(found.epsilon) });
     else this.status.textContent = this.t("searchDone", { eps: formatEpsilon(found.epsilon), label });
     this.finishView(view);
+    return true;
   }
 
   async changeTarget() {
@@ -311,9 +322,9 @@ export class Panel {
     const still = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
     this.viewTitle.scrollIntoView({ behavior: still ? "auto" : "smooth", block: "start" });
     this.root.dataset.ownImage = name;
-    await this.searchView({ source: "own", title: name, x, cleanIndex, targetIndex, scales: null,
-                            amplification: null, flipEpsilon: null });
-    this.root.dataset.ownAnswer = this.payload.classes.canonical[cleanIndex];
+    const shown = await this.searchView({ source: "own", title: name, x, cleanIndex, targetIndex, scales: null,
+                                          amplification: null, flipEpsilon: null });
+    if (shown) this.root.dataset.ownAnswer = this.payload.classes.canonical[cleanIndex];
   }
 
   buildSlider() {
