@@ -86,7 +86,7 @@ def _build(args) -> int:
     experiments = manifest["experiments"]
     images = sum(len(e["images"]) for e in experiments)
     failures = sum(len(e["failures"]) for e in experiments)
-    print(f"site built in {config.base_dir / 'site'} ({len(experiments)} experiment"
+    print(f"site in {config.base_dir / 'site'} ({len(experiments)} experiment"
           f"{'s' if len(experiments) != 1 else ''}, {images} images{f', {failures} failed' if failures else ''})")
     return 0
 

@@ -2,10 +2,12 @@
 -> pages -> site.
 
 Each stage is a small named step. Stages whose inputs are unchanged are read back from the
-content cache (``build/cache``), so a build with nothing new to compute never imports TensorFlow.
-Every number the site shows is in the manifest this module assembles (``build/manifest.json``,
-published as ``site/manifest.json``); timings are kept apart (``build/timings.json``) so that
-two builds of one config publish identical files.
+content cache (``build/cache``), so a build with nothing new to compute never imports TensorFlow;
+a build whose inputs are all those of the last one, with its site intact, stops at once (see
+generator.freshness). Every number the site shows is in the manifest this module assembles
+(``build/manifest.json``, published as ``site/manifest.json``); timings are kept apart
+(``build/timings.json``, and printed at the end of the build) so that two builds of one config
+publish identical files.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import platform
 import shutil
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
@@ -216,34 +219,82 @@ def run_train(config: Config, *, verbose: bool = False, wait: float = 0.0) -> li
 
 def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False, jobs: int | None = None,
               wait: float = 0.0) -> dict:
-    """The whole pipeline; returns the manifest (also written to build/ and published with the site)."""
+    """The whole pipeline; returns the manifest (also written to build/ and published with the site).
+
+    When nothing the build reads changed since the last successful one and its site is intact,
+    it says so and returns that build's manifest, having done nothing else."""
+    from generator.freshness import Fingerprint
+    from generator.progress import timing_lines
+
+    start = time.perf_counter()
     build = Build(config, verbose=verbose, keep_going=keep_going, jobs=jobs)
     with exclusive(build, wait):
-        return _build_site(build)
+        fingerprint = Fingerprint(config, build.build_dir, build_settings(build))
+        manifest_file = build.build_dir / "manifest.json"
+        if fingerprint.site_is_current(build.site_dir) and manifest_file.is_file():
+            build.log(f"site is up to date: nothing to do ({time.perf_counter() - start:.1f} s)")
+            return json.loads(manifest_file.read_text(encoding="utf-8"))
+        manifest = _build_site(build)
+        fingerprint.record(build.site_dir)
+        timings = {"total": round(time.perf_counter() - start, 3), "stages": build.timings,
+                   "images": {**build.work, "processes": build.jobs},
+                   "cache": {e["id"]: e["cache"] for e in manifest["experiments"]}}
+        write_json_atomic(build.build_dir / "timings.json", timings)
+        for line in timing_lines(timings):
+            build.log(line)
+    return manifest
+
+
+def build_settings(build: Build) -> dict:
+    """What, besides files, decides what a build writes (see generator.freshness)."""
+    from generator.figures.words import font_fingerprint
+
+    return {"schema": SCHEMA, "versions": library_versions(), "keep_going": build.keep_going,
+            "fonts": {lang: font_fingerprint(lang) for lang in build.languages}}
 
 
 def _build_site(build: Build) -> dict:
     from generator.stages.docs import stage_comparison, stage_docs
+    from generator.stages.drawing import Jobs
     from generator.stages.publish import stage_site
 
     from generator.figures.words import words_for
 
     config = build.config
-    for lang in build.languages:
-        if words_for(lang).fallback_warning:
-            build.warn_once(words_for(lang).fallback_warning)
-    manifest = base_manifest(build)
-    manifest["experiments"] = [run_experiment(build, experiment) for experiment in config.experiments]
-    with build.stage("comparison"):
-        stage_comparison(build, manifest)
+    # The drawing workers start now and load the figure code while this process loads the model.
+    build.drawings = Jobs(build)
+    try:
+        for lang in build.languages:
+            if words_for(lang).fallback_warning:
+                build.warn_once(words_for(lang).fallback_warning)
+        manifest = base_manifest(build)
+        # Figures are drawn while the next experiment trains and analyses, and the comparison
+        # figures while the last images are drawn.
+        manifest["experiments"] = [run_experiment(build, experiment) for experiment in config.experiments]
+        with build.stage("comparison"):
+            stage_comparison(build, manifest)
+        with build.stage("figures"):
+            wait_for_figures(build)
+    finally:
+        build.drawings.abandon()
     with build.stage("pages"):
         stage_docs(build, manifest)
     with build.stage("site"):
         stage_site(build, manifest)
     write_json_atomic(build.build_dir / "manifest.json", manifest)
-    write_json_atomic(build.build_dir / "timings.json", {"timings": build.timings,
-                                                         "cache": {e["id"]: e["cache"] for e in manifest["experiments"]}})
     return manifest
+
+
+def wait_for_figures(build: Build) -> None:
+    """Wait for the build's drawing jobs; a progress bar (or one line per image) meanwhile."""
+    from generator.progress import Progress
+
+    if not build.drawings.pending:
+        return
+    build.log(f"[figures] drawing with {build.jobs} process{'es' if build.jobs != 1 else ''}")
+    with Progress("[figures]", build.images_waiting, "image", build.log) as build.progress:
+        build.drawings.wait()
+    build.progress = None
 
 
 def clean(root: Path, wait: float = 0.0) -> list[Path]:

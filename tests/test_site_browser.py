@@ -139,10 +139,15 @@ def test_chinese_pages_have_a_chinese_interface(browser, base_url, site_dir):
 @pytest.mark.parametrize("lang, word", [("zh", "扰动"), ("zh", "小熊猫"), ("en", "perturbation")])
 def test_search_finds_words_in_the_pages_language(browser, base_url, lang, word):
     page, _ = open_page(browser, base_url + f"{lang}/")
-    page.click("label.md-header__button[for=__search]") if page.is_visible(
-        "label.md-header__button[for=__search]") else page.click("input.md-search__input")
+    page.click("input.md-search__input")
+    # The index loads in a worker; a query typed before it is ready is not run again.
+    page.wait_for_function("""() => {
+        const meta = document.querySelector('.md-search-result__meta');
+        return meta && meta.textContent.trim() && !/Initializing|初始化/.test(meta.textContent);
+    }""", timeout=60000)
     page.fill("input.md-search__input", word)
-    page.wait_for_selector(".md-search-result__item", timeout=20000)
+    page.press("input.md-search__input", "End")  # the search runs on key events
+    page.wait_for_selector(".md-search-result__item", timeout=60000)
     results = page.locator(".md-search-result__item")
     assert results.count() > 0
     assert word in results.first.inner_text()

@@ -1,7 +1,7 @@
-"""The generated docs and mkdocs.yml also build with Zensical, Material for MkDocs' successor.
+"""The generated docs and language configs also build with Zensical, Material for MkDocs' successor.
 
-Zensical reads mkdocs.yml (with its !ENV variables and the INHERITed menu) and must produce
-the same pages as MkDocs, in both languages, each pair showing the same figures.
+Zensical reads the same generated build/docs/mkdocs-<lang>.yml files and must produce the same
+pages as MkDocs, in every language, each showing the same figures.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from generator.site import pages, mkdocs as site
-from sample_manifest import write_sample_docs, write_sample_repo
-
 pytestmark = pytest.mark.slow
 
 pytest.importorskip("zensical")
@@ -26,47 +23,38 @@ def built_pages(site_dir: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory):
-    """(zensical site dir, mkdocs site dir) from the same generated docs."""
-    root = write_sample_repo(tmp_path_factory.mktemp("zensical"))
-    docs = root / "build" / "docs"
-    manifest = write_sample_docs(docs)
-    pages.render_docs(manifest, docs, root)
-    result = subprocess.run([sys.executable, "-m", "zensical", "build", "--strict",
-                             "--config-file", "mkdocs.yml"], cwd=root,
-                            env=site.site_environment(docs, root), capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    mkdocs_site = site.build_site(root, docs, root / "mkdocs-site")
-    return root / "site", mkdocs_site
+def zensical_sites(built_site):
+    """{lang: (zensical site dir, mkdocs site dir)} from the default build's generated docs."""
+    docs = built_site / "build" / "docs"
+    sites = {}
+    for lang in ("zh", "en"):
+        result = subprocess.run([sys.executable, "-m", "zensical", "build", "--strict", "-f", f"mkdocs-{lang}.yml"],
+                                cwd=docs, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+        sites[lang] = (docs / "_site" / lang, built_site / "site" / lang)
+    return sites
 
 
-def test_zensical_builds_the_same_pages_as_mkdocs(builds):
-    zensical_site, mkdocs_site = builds
-    found = built_pages(zensical_site)
-    assert found == built_pages(mkdocs_site)
-    for lang in pages.LANGUAGES:
-        assert {f"{lang}/index.html", f"{lang}/gallery/index.html",
-                f"{lang}/examples/ankle-boot/index.html"} <= found
+def test_zensical_builds_the_same_pages_as_mkdocs(zensical_sites):
+    for lang, (zensical_site, mkdocs_site) in zensical_sites.items():
+        found = built_pages(zensical_site)
+        assert found == built_pages(mkdocs_site), lang
+        assert {"index.html", "gallery/index.html", "article/panda-2/index.html"} <= found
 
 
-def test_both_languages_show_the_same_figures(builds):
-    zensical_site, mkdocs_site = builds
-    for path in sorted(built_pages(zensical_site)):
-        if not path.startswith("en/"):
-            continue
-        english = zensical_site / path
-        chinese = zensical_site / ("zh/" + path[3:])
-        shown = re.findall(r'<img [^>]*src="([^"]+)"', english.read_text("utf-8"))
-        assert shown == re.findall(r'<img [^>]*src="([^"]+)"', chinese.read_text("utf-8")), path
-        for src in shown:  # and every one of them is there
-            assert (english.parent / src).resolve().is_file(), (path, src)
-        assert shown == re.findall(r'<img [^>]*src="([^"]+)"',
-                                   (mkdocs_site / path).read_text("utf-8")), path
-    home = (zensical_site / "en" / "index.html").read_text("utf-8")
-    assert "images/ankle-boot/butterfly.png" in home
+def test_zensical_pages_show_the_same_figures_and_language(zensical_sites):
+    for lang, (zensical_site, mkdocs_site) in zensical_sites.items():
+        for path in sorted(built_pages(zensical_site)):
+            page = (zensical_site / path).read_text("utf-8")
+            shown = re.findall(r'<img [^>]*src="([^"]+)"', page)
+            assert shown == re.findall(r'<img [^>]*src="([^"]+)"', (mkdocs_site / path).read_text("utf-8")), path
+            for src in shown:
+                assert ((zensical_site / path).parent / src).resolve().is_file(), (path, src)
+            assert re.search(rf'<html[^>]* lang="{lang}"', page), path
 
 
-def test_zensical_keeps_the_same_page_language_switch(builds):
-    zensical_site, _ = builds
-    text = (zensical_site / "zh" / "examples" / "bag" / "index.html").read_text("utf-8")
-    assert re.search(r'<a href="(\./)*\.\./\.\./\.\./en/examples/bag/" hreflang="en"', text)
+def test_zensical_keeps_the_same_page_language_switch(zensical_sites):
+    zensical_site, _ = zensical_sites["zh"]
+    page = (zensical_site / "article" / "panda-2" / "index.html").read_text("utf-8")
+    href = re.search(r'<a href="([^"]+)" hreflang="en"', page).group(1)
+    assert href.rstrip("/").endswith("en/article/panda-2")

@@ -2,16 +2,24 @@
 
 Every model here is a Keras model that takes float32 images (N, H, W, C) with pixel values in
 [0, 1] and returns softmax probabilities (N, n_classes); it is always called with
-``training=False``. TensorFlow is imported inside the functions that need it.
+``training=False``. A :class:`~generator.analysis.batching.CompiledModel` of it may be passed
+instead: the same computations, each traced once per input shape. TensorFlow is imported
+inside the functions that need it.
+
+The epsilon search of one image is a routine (see :mod:`generator.analysis.batching`):
+:func:`search_steps` runs alone in :func:`minimal_epsilon`, or beside the searches of other
+images, their model calls merged, in the images stage.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Callable
 
 import numpy as np
 
+from generator.analysis.batching import CompiledModel, ModelCall, Routine, compiled_model, predict, run_routine
 from generator.errors import UserError
 
 
@@ -27,12 +35,14 @@ def gradient_sign(model, x, labels, targeted=False):
             in which the target classes become more likely.
 
     Returns:
-        float32 array (N, H, W, C) with values in {-1, 0, 1}.
+        float32 array (N, H, W, C) with values in {-1, 0, 1} (a tensor inside a traced graph).
     """
     import tensorflow as tf
 
+    if isinstance(model, CompiledModel):  # this very function, traced once per input shape
+        return model.call_traced(gradient_sign, x, labels, targeted=bool(targeted))
     x = tf.convert_to_tensor(x, dtype=tf.float32)
-    labels = tf.convert_to_tensor(np.asarray(labels, dtype=np.int64))
+    labels = tf.cast(labels, tf.int64)
     with tf.GradientTape() as tape:
         tape.watch(x)
         probabilities = model(x, training=False)
@@ -43,7 +53,8 @@ def gradient_sign(model, x, labels, targeted=False):
         loss = tf.math.log(tf.reduce_sum(probabilities, axis=1)) - tf.math.log(p_label)
         if targeted:
             loss = -loss
-    return tf.sign(tape.gradient(loss, x)).numpy()
+    signs = tf.sign(tape.gradient(loss, x))
+    return signs.numpy() if tf.executing_eagerly() else signs
 
 
 def fgsm(model, x, labels, epsilon, clip_min=0.0, clip_max=1.0, targeted=False):
@@ -245,7 +256,7 @@ class EpsilonSearchResult:
 
 def predict_probabilities(model, x_batch) -> np.ndarray:
     """Probabilities (N, n_classes) for images (N, H, W, C), one forward pass."""
-    return np.array(model(np.asarray(x_batch, dtype=np.float32), training=False))
+    return predict(model, x_batch)
 
 
 @dataclasses.dataclass
@@ -263,13 +274,19 @@ class _GridPoint:
 
 
 class ImageSearch:
-    """One image's search: its clean prediction, the attack's goal and direction."""
+    """One image's search: its clean prediction, the attack's goal and direction.
+
+    The model is used through its CompiledModel. ``on_points``, if set, is called with the
+    number of grid points each step of the search settles (progress of long searches).
+    """
 
     def __init__(self, model, x, settings: AttackSettings):
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 3:
             raise UserError(f"an attacked image must have shape (H, W, C), got {x.shape}")
+        model = compiled_model(model)
         self.model, self.x, self.settings = model, x, settings
+        self.on_points: Callable[[int], None] | None = None
         self.clean_probabilities = predict_probabilities(model, x[None])[0]
         self.clean_label = int(np.argmax(self.clean_probabilities))
         target = settings.target_index
@@ -289,7 +306,10 @@ class ImageSearch:
         return label != self.clean_label
 
     def attack(self, epsilons: np.ndarray) -> np.ndarray:
-        """Adversarial images (E, H, W, C) of this one image, one per epsilon (E,)."""
+        """Adversarial images (E, H, W, C) of this one image, one per epsilon (E,).
+
+        BIM and PGD run here, on this image's epsilons only: their gradients are taken in
+        batches of exactly the shapes a one-image search uses."""
         s, n = self.settings, len(epsilons)
         if s.method == "fgsm":
             eps = epsilons.astype(np.float32).reshape(-1, 1, 1, 1)
@@ -303,17 +323,22 @@ class ImageSearch:
         return projected_gradient_descent(self.model, images, labels, epsilons, seed=s.pgd_seed,
                                           **common)
 
-    def evaluate(self, epsilons: np.ndarray, exact: bool = True):
-        """(adversarial images (E, H, W, C), probabilities (E, n_classes)) at the epsilons (E,).
+    def evaluate_steps(self, epsilons: np.ndarray) -> Routine:
+        """Routine: (adversarial images (E, H, W, C), probabilities (E, n_classes)) at the epsilons (E,).
 
-        exact: re-evaluate near ties one by one, so labels match a one-image loop."""
+        Near ties are evaluated again alone, as a one-image loop evaluates every point, so the
+        labels match that loop's (see TIE_MARGIN)."""
         images = self.attack(epsilons)
-        probabilities = predict_probabilities(self.model, images)
-        if exact and len(epsilons) > 1:
+        probabilities = np.array((yield ModelCall(images)))
+        if len(epsilons) > 1:
             top_two = np.sort(probabilities, axis=1)[:, -2:]
             for i in np.flatnonzero(top_two[:, 1] - top_two[:, 0] < TIE_MARGIN):
-                images[i:i + 1], probabilities[i:i + 1] = self.evaluate(epsilons[i:i + 1])
+                images[i:i + 1], probabilities[i:i + 1] = yield from self.evaluate_steps(epsilons[i:i + 1])
         return images, probabilities
+
+    def evaluate(self, epsilons: np.ndarray):
+        """``evaluate_steps`` run on its own: (images (E, H, W, C), probabilities (E, n_classes))."""
+        return run_routine(self.model, self.evaluate_steps(epsilons))
 
     def try_epsilon(self, k: int) -> _GridPoint:
         """The attack at grid epsilon number k, alone in its model call."""
@@ -360,20 +385,30 @@ def minimal_epsilon(model, x, settings: AttackSettings = AttackSettings(),
     """The article's epsilon search, batched: same epsilon and steps as `plain_epsilon_loop`.
 
     The gradient sign is taken once at the clean image (FGSM); grid points are evaluated in
-    batches that grow from FIRST_CHUNK to settings.chunk, so an image that flips at once costs
-    one small forward pass and one needing hundreds of steps a handful of large ones. For BIM
-    and PGD each grid epsilon is its own iterative attack, run side by side in the batch.
-    x: image (H, W, C); `search` an ImageSearch of it already made (its clean prediction and
-    direction are reused). Not reaching the goal up to epsilon_max is a normal result; a
-    targeted attack that misses its target reports the first change of label instead.
+    batches that grow from FIRST_CHUNK to settings.chunk (see search_steps). x: image
+    (H, W, C); `search` an ImageSearch of it already made (its clean prediction and direction
+    are reused). Not reaching the goal up to epsilon_max is a normal result; a targeted attack
+    that misses its target reports the first change of label instead.
     """
     search = search or ImageSearch(model, x, settings)
+    return run_routine(search.model, search_steps(search))
+
+
+def search_steps(search: ImageSearch) -> Routine:
+    """Routine of `minimal_epsilon`: the grid search of one image; returns its EpsilonSearchResult.
+
+    Grid points are evaluated in batches that grow from FIRST_CHUNK to settings.chunk, so an
+    image that flips at once costs one small forward pass and one needing hundreds of steps a
+    handful of large ones. For BIM and PGD each grid epsilon is its own iterative attack, run
+    side by side in the batch.
+    """
+    settings = search.settings
     n, start, size, batches = settings.grid_size, 0, FIRST_CHUNK, 0
     goal = first_change = None
     while start < n and goal is None:
         indices = np.arange(start, min(n, start + size))
         epsilons = settings.grid_epsilons(indices)
-        images, probabilities = search.evaluate(epsilons)
+        images, probabilities = yield from search.evaluate_steps(epsilons)
         batches += 1
         points = [_GridPoint(int(k), float(e), image, p)
                   for k, e, image, p in zip(indices, epsilons, images, probabilities)]
@@ -381,4 +416,7 @@ def minimal_epsilon(model, x, settings: AttackSettings = AttackSettings(),
         first_change = first_change or (changed[0] if changed else None)
         goal = next((point for point in points if search.goal_met(point.label)), None)
         start, size = indices[-1] + 1, min(size * CHUNK_GROWTH, settings.chunk)
+        if search.on_points is not None:
+            # Once the goal is met the points after it are settled too: the bar completes.
+            search.on_points(len(indices) if goal is None else len(indices) + n - start)
     return search.result(goal, first_change, points[-1], batches)

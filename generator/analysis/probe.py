@@ -1,7 +1,8 @@
 """Look inside the network: per-layer activations, how much they diverge, sweeps and curves.
 
 Models take float32 images (N, H, W, C) in [0, 1] and return probabilities (N, n_classes);
-they are called with ``training=False``. Keras is imported inside the functions that need it.
+they are called with ``training=False``. A CompiledModel may stand for a Keras model (see
+:mod:`generator.analysis.batching`). Keras is imported inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -10,26 +11,32 @@ import numpy as np
 
 from generator.analysis import attack
 from generator.analysis.attack import predict_probabilities
+from generator.analysis.batching import CompiledModel, ModelCall, Routine, compiled_model, run_routine
 from generator.errors import UserError
 
 INPUT_NAME = "input"
+
+
+def _keras(model):
+    return model.keras_model if isinstance(model, CompiledModel) else model
 
 
 def _probed_layers(model):
     """[(name, layer type, layer or None for the input)]: the input, then every layer in order."""
     import keras
 
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    layers = [layer for layer in _keras(model).layers if not isinstance(layer, keras.layers.InputLayer)]
     names = {layer.name for layer in layers}
     input_name = INPUT_NAME if INPUT_NAME not in names else "model_input"
     return [(input_name, "InputLayer", None)] + [(l.name, type(l).__name__, l) for l in layers]
 
 
-def _run_layers(model, probed, x_batch):
-    """Activations of every probed layer for x_batch, in one forward pass."""
+def _layer_outputs(model, x_batch) -> list:
+    """The outputs of every layer after the input, for x_batch, in one forward pass (tensors;
+    a Keras model only, so that a CompiledModel can trace this function)."""
     import keras
 
-    layers = [layer for _, _, layer in probed[1:]]
+    layers = [layer for _, _, layer in _probed_layers(model)[1:]]
     try:
         inputs = model.inputs
     except AttributeError:
@@ -50,7 +57,14 @@ def _run_layers(model, probed, x_batch):
             outputs.append(hidden)
     if len(layers) == 1 and not isinstance(outputs, (list, tuple)):
         outputs = [outputs]
-    return [x_batch] + [np.asarray(output) for output in outputs]
+    return list(outputs)
+
+
+def layer_values(model, x_batch) -> list[np.ndarray]:
+    """[x_batch] + the activations of every layer (N, ...) for x_batch (N, H, W, C), in one
+    forward pass (traced once per input shape)."""
+    x_batch = np.asarray(x_batch, dtype=np.float32)
+    return [x_batch] + list(compiled_model(model).call_traced(_layer_outputs, x_batch))
 
 
 def layer_activations(model, x_batch) -> dict[str, np.ndarray]:
@@ -61,7 +75,7 @@ def layer_activations(model, x_batch) -> dict[str, np.ndarray]:
     """
     x_batch = np.asarray(x_batch, dtype=np.float32)
     probed = _probed_layers(model)
-    values = _run_layers(model, probed, x_batch)
+    values = [x_batch] + [np.asarray(value) for value in _layer_outputs(_keras(model), x_batch)]
     return {name: value for (name, _, _), value in zip(probed, values)}
 
 
@@ -133,10 +147,15 @@ def probe_image(model, x, x_adv, x_noise, threshold: float):
     "channel_order" (channels by decreasing change)}; arrays maps "clean/<name>",
     "adversarial/<name>", "noise/<name>" (first draw) to activations without the batch axis.
     """
+    return run_routine(model, probe_steps(model, x, x_adv, x_noise, threshold))
+
+
+def probe_steps(model, x, x_adv, x_noise, threshold: float) -> Routine:
+    """Routine of `probe_image` (same arguments and result)."""
     x_noise = np.asarray(x_noise, dtype=np.float32)
     batch = np.concatenate([np.stack([x, x_adv]).astype(np.float32), x_noise])
     probed = _probed_layers(model)
-    values = _run_layers(model, probed, batch)
+    values = yield ModelCall(batch, layer_values)
     layers, arrays = [], {}
     for (name, layer_type, _), value in zip(probed, values):
         clean, adversarial, noises = value[0], value[1], value[2:]

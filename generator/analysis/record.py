@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator.analysis.attack import AttackSettings, ImageSearch, minimal_epsilon, predict_probabilities, sign_noise
+from generator.analysis.attack import AttackSettings, ImageSearch, search_steps, sign_noise
+from generator.analysis.batching import ModelCall, Routine, run_routine, run_routines
 from generator.analysis.butterfly import image_butterfly
-from generator.analysis.probe import probe_image
-from generator.analysis.sweep import epsilon_sweep
+from generator.analysis.probe import probe_steps
+from generator.analysis.sweep import sweep_steps
 
 
 def prediction(probabilities, class_names: list[str]) -> dict:
@@ -63,16 +64,40 @@ def analyse_image(model, x, true_index: int | None, settings: AttackSettings, cl
     Returns (record, arrays). arrays: "x", "x_adv", "x_noise" (K, H, W, C), "gradient_sign",
     the sweep's arrays and every layer's activations ("clean/<name>", ...).
     """
+    return run_routine(model, analysis_steps(model, x, true_index, settings, class_names,
+                                             change_threshold=change_threshold, noise_draws=noise_draws,
+                                             frames=frames))
+
+
+def analyse_images(model, images: list[tuple], class_names: list[str], *, change_threshold: float = 0.05,
+                   noise_draws: int = 8, frames: int = 60, on_points=None, on_round=None) -> list:
+    """`analyse_image` for many images at once, their model calls merged (same results).
+
+    images: [(x (H, W, C), true_index, AttackSettings)]. Returns, in order, (record, arrays) or
+    the UserError that stopped that image. on_points(count): grid points the searches settle;
+    on_round(): after each round of model calls (progress of long searches).
+    """
+    routines = [analysis_steps(model, x, true_index, settings, class_names, change_threshold=change_threshold,
+                               noise_draws=noise_draws, frames=frames, on_points=on_points)
+                for x, true_index, settings in images]
+    return run_routines(model, routines, on_round=on_round)
+
+
+def analysis_steps(model, x, true_index: int | None, settings: AttackSettings, class_names: list[str], *,
+                   change_threshold: float = 0.05, noise_draws: int = 8, frames: int = 60,
+                   on_points=None) -> Routine:
+    """Routine of `analyse_image` (same arguments and result)."""
     x = np.asarray(x, dtype=np.float32)
     search = ImageSearch(model, x, settings)
-    found = minimal_epsilon(model, x, settings, search=search)
+    search.on_points = on_points
+    found = yield from search_steps(search)
     goal_test = search.goal_met if found.succeeded else (lambda label: label != search.clean_label)
-    sweep = epsilon_sweep(search, found.epsilon, goal_test, frames=frames,
-                          bisection_steps=settings.bisection_steps)
+    sweep = yield from sweep_steps(search, found.epsilon, goal_test, frames=frames,
+                                   bisection_steps=settings.bisection_steps)
     x_noise = np.stack([sign_noise(x, found.attack_epsilon, settings.noise_seed + draw, settings.clip_min,
                                    settings.clip_max) for draw in range(noise_draws)])
-    noise_probabilities = predict_probabilities(model, x_noise)
-    layers, activations = probe_image(model, x, found.x_adv, x_noise, change_threshold)
+    noise_probabilities = yield ModelCall(x_noise)
+    layers, activations = yield from probe_steps(search.model, x, found.x_adv, x_noise, change_threshold)
     k = found.grid_index
     top = float(sweep.epsilons[-1])
     record = {

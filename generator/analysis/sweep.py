@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from generator.analysis.attack import ImageSearch
+from generator.analysis.batching import Routine, run_routine
 
 OVERSHOOT = 0.25  # the sweep runs to (1 + OVERSHOOT) x the answer, to show the new label settle
 
@@ -60,6 +61,12 @@ def epsilon_sweep(search: ImageSearch, answer: float | None, test, frames: int =
     0 .. epsilon_max and has no threshold). test(label) -> bool: the outcome being located
     (goal met, or label changed). frames: at most this many frames (>= 4).
     """
+    return run_routine(search.model, sweep_steps(search, answer, test, frames, bisection_steps))
+
+
+def sweep_steps(search: ImageSearch, answer: float | None, test, frames: int = 60,
+                bisection_steps: int = 12) -> Routine:
+    """Routine of `epsilon_sweep` (same arguments); returns the Sweep."""
     settings = search.settings
     frames = max(4, int(frames))
     top = settings.epsilon_max if answer is None else min(1.0, (1.0 + OVERSHOOT) * answer)
@@ -67,7 +74,7 @@ def epsilon_sweep(search: ImageSearch, answer: float | None, test, frames: int =
     scan = np.linspace(0.0, top, frames - 2)
     if answer is not None:
         scan = np.unique(np.append(scan, answer))
-    images, probabilities = search.evaluate(scan)
+    images, probabilities = yield from search.evaluate_steps(scan)
     labels = probabilities.argmax(axis=1)
     met = np.flatnonzero([test(int(label)) for label in labels])
     if answer is None or met.size == 0 or met[0] == 0:
@@ -75,10 +82,10 @@ def epsilon_sweep(search: ImageSearch, answer: float | None, test, frames: int =
         answer_index = -1 if answer is None else int(np.searchsorted(scan, answer))
         return Sweep(scan, images, probabilities, labels, -1, answer_index, None)
     first = int(met[0])
-    threshold = bisect(search, float(scan[first - 1]), float(scan[first]), test, bisection_steps)
+    threshold = yield from bisect_steps(search, float(scan[first - 1]), float(scan[first]), test, bisection_steps)
     if threshold < scan[first]:
         scan = np.insert(scan, first, threshold)
-        extra_images, extra_probabilities = search.evaluate(np.array([threshold]))
+        extra_images, extra_probabilities = yield from search.evaluate_steps(np.array([threshold]))
         images = np.insert(images, first, extra_images[0], axis=0)
         probabilities = np.insert(probabilities, first, extra_probabilities[0], axis=0)
         labels = probabilities.argmax(axis=1)
@@ -90,11 +97,16 @@ def bisect(search: ImageSearch, below: float, above: float, test, steps: int) ->
 
     Each model call tries 2**b - 1 interior points at once, i.e. does b halvings. Returns the
     upper end: the smallest epsilon known to pass the test."""
+    return run_routine(search.model, bisect_steps(search, below, above, test, steps))
+
+
+def bisect_steps(search: ImageSearch, below: float, above: float, test, steps: int) -> Routine:
+    """Routine of `bisect` (same arguments); returns the upper end."""
     bits_per_call = max(1, int(math.log2(search.settings.chunk + 1)))
     while steps > 0:
         bits = min(steps, bits_per_call)
         points = below + (above - below) * np.arange(1, 2 ** bits) / 2 ** bits
-        _, probabilities = search.evaluate(points)
+        _, probabilities = yield from search.evaluate_steps(points)
         passed = np.flatnonzero([test(int(label)) for label in probabilities.argmax(axis=1)])
         if passed.size:
             j = int(passed[0])

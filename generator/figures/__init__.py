@@ -7,13 +7,13 @@ are drawn; no function here ranks them. Each takes `words` (`words_for('en')` or
 `words_for('zh')`): the language of its labels and alt text. Nothing here imports TensorFlow.
 """
 
-from .gifs import epsilon_sweep_gif, propagation_gif, training_gif
-from .grids import comparison_grid, first_layer_filters, network_overview, shared_scales
-from .plots import (
+from generator.figures.gifs import epsilon_sweep_gif, propagation_gif, training_gif
+from generator.figures.grids import comparison_grid, first_layer_filters, network_overview, shared_scales
+from generator.figures.plots import (
     butterfly_plot, epsilon_strip, probability_bars, ratio_curves, robustness_plot, training_curves,
 )
-from .words import Words, font_fingerprint, words_for
-from .zoom import largest_change_window, perturbation_image, zoom_crop
+from generator.figures.words import Words, font_fingerprint, words_for
+from generator.figures.zoom import largest_change_window, perturbation_image, zoom_crop
 
 __all__ = [
     "Words", "butterfly_plot", "comparison_grid", "epsilon_strip", "epsilon_sweep_gif", "first_layer_filters",

@@ -11,13 +11,13 @@ from typing import Sequence
 import numpy as np
 from PIL import ImageDraw
 
-from .common import (
+from generator.figures.common import (
     ADVERSARIAL_COLOUR, ANSWER_COLOUR, BAR_TRACK, CLEAN_COLOUR, FLIP_COLOUR, FRAME, INK, MUTED, as_maps,
     diverging_colours, draw_text, enlarge, enlargement, fit_text, image_colours, line_height, log_ticks,
     new_sheet, number, paste_panel, percent, save_gif, sequential_colours, shared_panels, symmetric_limit,
     text_width, topk_bars, topk_bars_size, value_range, wrap_text,
 )
-from .words import ENGLISH, Words
+from generator.figures.words import ENGLISH, Words
 
 MARGIN = 12
 GAP = 16

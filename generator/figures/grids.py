@@ -11,13 +11,13 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from .common import (
+from generator.figures.common import (
     CLEAN_COLOUR, DIVERGING, INK, MUTED, SEQUENTIAL, as_maps, colour_bar, diverging_colours,
     draw_text, enlarge, enlargement, fit_text, image_colours, line_height, new_sheet, number, paste_panel,
     percent, save_png, sequential_colours, shared_panels, symmetric_limit, text_width, topk_bars,
     topk_bars_size, value_range, wrap_text,
 )
-from .words import ENGLISH, Words
+from generator.figures.words import ENGLISH, Words
 
 MARGIN = 12
 COLUMN_GAP = 8

@@ -10,11 +10,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .common import (
+from generator.figures.common import (
     ADVERSARIAL_COLOUR, BAR_TRACK, CLEAN_COLOUR, FRAME, INK, MUTED, draw_text, figure_record, fit_text,
     line_height, log_ticks, new_sheet, number, percent, save_png, text_width, wrap_text,
 )
-from .words import ENGLISH, Words
+from generator.figures.words import ENGLISH, Words
 
 CLEAN = "#1f77b4"
 ADVERSARIAL = "#d62728"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import ImageFont
 
-from . import common
+from generator.figures import common
 
 LANGUAGES = ("en", "zh")
 FONT_VARIABLE = "BUTTERFLY_CJK_FONT"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import ImageDraw
 
-from .common import (
+from generator.figures.common import (
     DIVERGING, INK, MUTED, SEQUENTIAL, as_maps, colour_bar, diverging_colours, draw_text, enlarge,
     enlargement, fit_text, image_colours, line_height, new_sheet, number, paste_panel, save_png,
     sequential_colours, symmetric_limit, text_width, value_range, wrap_text,
 )
-from .words import ENGLISH, Words
+from generator.figures.words import ENGLISH, Words
 
 MARGIN = 12
 GAP = 18

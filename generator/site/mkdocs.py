@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -65,8 +66,10 @@ def language_config(repo_root: Path, docs_dir: Path, lang: str, site: dict, nav:
         "theme": theme,
         "plugins": [{"search": {"lang": [lang if lang != "zh" else "en"], "separator": SEARCH_SEPARATOR}},
                     *[plugin for plugin in shared.get("plugins") or [] if plugin != "search"]],
-        "extra": {**(shared.get("extra") or {}), "alternate": [
-            {"name": LANGUAGE_NAMES[other], "link": f"../{other}/", "lang": other} for other in site["languages"]]},
+        # A site in one language has no language selector.
+        "extra": {**(shared.get("extra") or {}), **({"alternate": [
+            {"name": LANGUAGE_NAMES[other], "link": f"../{other}/", "lang": other} for other in site["languages"]]}
+            if len(site["languages"]) > 1 else {})},
         "nav": nav,
     }
     if site.get("site_url"):
@@ -104,7 +107,11 @@ def _first_problem(output: str) -> str:
 
 
 def mkdocs_environment() -> dict[str, str]:
-    return {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    """MkDocs' environment. MkDocs stamps the sitemap (its dates and its gzip header) with the
+    build time, or SOURCE_DATE_EPOCH when set; left unset, it is the start of the current UTC
+    day, so that two builds of one day publish identical files."""
+    day = int(time.time()) // 86400 * 86400
+    return {**os.environ, "NO_MKDOCS_2_WARNING": "1", "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", str(day))}
 
 
 def build_languages(docs_dir: Path, target: Path, languages: list[str], strict: bool = True) -> None:

@@ -30,10 +30,26 @@ class Build:
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self.languages = list(config.site.languages)
         self.timings: dict[str, float] = {}
+        # What the images stages did, for the end-of-build report (generator.progress).
+        self.work = {"analysed": 0, "analysis_seconds": 0.0, "drawn": 0, "drawing_seconds": 0.0}
         self.warned: set[str] = set()
+        # The build's figure jobs (generator.stages.drawing.Jobs), made by the pipeline, the
+        # images whose jobs are still running, and the progress shown while it waits for them.
+        self.drawings = None
+        self.images_waiting = 0
+        self.progress = None
 
     def log(self, message: str) -> None:
         print(f"butterfly: {message}", file=sys.stderr, flush=True)
+
+    def image_done(self, line: str, waited: bool = False) -> None:
+        """An image is analysed and drawn (``waited``: it had jobs to wait for): the progress
+        bar moves, or the line is logged."""
+        self.images_waiting -= waited
+        if self.progress is not None and waited:
+            self.progress.advance(1, line)
+        else:
+            self.log(line)
 
     def warn_once(self, message: str) -> None:
         if message not in self.warned:
@@ -129,19 +145,21 @@ LOADED_MODELS: dict[str, object] = {}
 
 @contextmanager
 def quiet_tensorflow(verbose: bool = False):
-    """Hide the notes TensorFlow's C++ core writes straight to stderr (shown with --verbose).
+    """Import TensorFlow, if it is not yet, with the notes its C++ core writes straight to stderr
+    hidden (shown with --verbose); then run the block.
 
-    Python exceptions still propagate; only file descriptor 2 is muted for the duration.
+    TensorFlow writes them only while it is imported, so only the import is muted: progress
+    bars and log lines of the block itself (training, the images stage) stay visible. Python
+    exceptions still propagate; only file descriptor 2 is muted, and only for the import.
     """
-    if verbose:
-        yield
-        return
-    sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
+    if not verbose and "tensorflow" not in sys.modules:
+        sys.stderr.flush()
+        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(null)
+    yield

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -39,19 +40,23 @@ def stage_comparison(build: Build, manifest: dict) -> None:
     data = [{"id": e["id"], "title": e["title"], "epsilon_max": e["attack_settings"]["epsilon_max"],
              "images": [(image["title"], image["attack"]["epsilon"], image["butterfly"]["maps"],
                          image["butterfly"]["ratio"]) for image in e["images"]]} for e in manifest["experiments"]]
-    manifest["figures"], manifest["figure_dirs"] = {}, {}
+    # Missing figures are drawn by the build's drawing jobs, which fill these as they finish.
+    figures = manifest["figures"] = dict.fromkeys(build.languages)
+    manifest["figure_dirs"] = {}
     for lang in build.languages:
         key = content_key("site_figures", data, lang, font_fingerprint(lang), code_version("figures"))
-        if not build.cache.has("figures", key):
-            with build.cache.write("figures", key) as out:
-                made = draw_comparison(data, lang, out)
-                (out / "figures.json").write_text(json.dumps(made, indent=1, ensure_ascii=False))
         folder = build.cache.path("figures", key)
         manifest["figure_dirs"][lang] = str(folder)
-        manifest["figures"][lang] = json.loads((folder / "figures.json").read_text())
+        if build.cache.has("figures", key):
+            figures[lang] = json.loads((folder / "figures.json").read_text())
+        else:
+            build.drawings.submit("figures", key, draw_comparison, (data, lang),
+                                  lambda made, lang=lang: figures.__setitem__(lang, made))
 
 
 def draw_comparison(data: list[dict], lang: str, out: Path) -> dict:
+    """The comparison figures in one language; writes figures.json beside them and returns it.
+    Runs in a drawing worker."""
     from generator.figures import plots
     from generator.figures.words import words_for
 
@@ -66,11 +71,23 @@ def draw_comparison(data: list[dict], lang: str, out: Path) -> dict:
                                                            localized(e["title"], lang), words=words)
     for figure in made.values():
         figure["path"] = Path(figure["path"]).name
+    (out / "figures.json").write_text(json.dumps(made, indent=1, ensure_ascii=False))
     return made
 
 
+def link_or_copy(source: str, target: str) -> None:
+    """Hard-link a cached file into the docs folder (no bytes copied); copy it where the file
+    system cannot link. Cache entries are never written again once made, and nothing writes
+    into build/docs after the pages stage, so sharing the file is safe."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def _copy_figures(folder: str, target: Path, records: dict, prefix: str) -> None:
-    shutil.copytree(folder, target, ignore=shutil.ignore_patterns("figures.json"), dirs_exist_ok=True)
+    shutil.copytree(folder, target, ignore=shutil.ignore_patterns("figures.json"), dirs_exist_ok=True,
+                    copy_function=link_or_copy)
     for figure in records.values():
         figure["path"] = f"{prefix}/{figure['path']}"
 

@@ -20,6 +20,7 @@ from generator.stages.context import ExperimentRun
 
 def compute_extras(run: ExperimentRun, out: Path) -> None:
     """training_maps.npz (per-epoch maps of the probe image) and extras.json (robustness curve)."""
+    from generator.analysis.batching import compiled_model
     from generator.analysis.probe import layer_activations, robustness_curve
 
     experiment, dataset = run.experiment, run.dataset
@@ -51,19 +52,21 @@ def compute_extras(run: ExperimentRun, out: Path) -> None:
         run.log(f"[model] robustness curve on {count:,} of {len(dataset.x_test):,} test images, "
                 f"{len(robustness.epsilons)} epsilons")
         with run.build.quiet_tensorflow():
-            extras["robustness"] = robustness_curve(model, dataset.x_test[picks], dataset.y_test[picks],
-                                                    robustness.epsilons, seed=experiment.attack.noise_seed)
+            extras["robustness"] = robustness_curve(compiled_model(model), dataset.x_test[picks],
+                                                    dataset.y_test[picks], robustness.epsilons,
+                                                    seed=experiment.attack.noise_seed)
         extras["robustness"]["test_size"] = int(len(dataset.x_test))
     (out / "extras.json").write_text(json.dumps(extras, indent=1))
 
 
-def draw_model_figures(run: ExperimentRun, training: dict | None, extras_dir: Path, lang: str, out: Path) -> dict:
+def draw_model_figures(training: dict | None, extras_dir: Path, settings, lang: str, out: Path) -> dict:
+    """The model's figures in one language (``settings``: the experiment's figures section);
+    writes figures.json beside them and returns it. Runs in a drawing worker."""
     from generator.figures import plots, gifs, grids
     from generator.figures.words import words_for
 
     words = words_for(lang)
     extras = json.loads((extras_dir / "extras.json").read_text())
-    settings = run.experiment.figures
     made = {}
     if training:
         made["training_curves"] = plots.training_curves(training["history"], out / "training_curves.png", words=words)
@@ -86,11 +89,13 @@ def draw_model_figures(run: ExperimentRun, training: dict | None, extras_dir: Pa
                                                    test_size=r["test_size"], words=words)
     for figure in made.values():
         figure["path"] = Path(figure["path"]).name
+    (out / "figures.json").write_text(json.dumps(made, indent=1, ensure_ascii=False))
     return made
 
 
 def stage_extras(run: ExperimentRun, training: dict | None) -> tuple[dict, dict, dict]:
-    """(extras, {lang: model figure records}, {lang: folder holding them})."""
+    """(extras, {lang: model figure records}, {lang: folder holding them}). Missing figures
+    are drawn by the build's drawing jobs, which fill the records as they finish."""
     from generator.figures.words import font_fingerprint
 
     experiment, cache = run.experiment, run.build.cache
@@ -104,14 +109,15 @@ def stage_extras(run: ExperimentRun, training: dict | None) -> tuple[dict, dict,
         with cache.write("extras", key) as out:
             compute_extras(run, out)
     extras_dir = cache.path("extras", key)
-    figures, folders = {}, {}
+    figures, folders = dict.fromkeys(run.build.languages), {}
     for lang in run.build.languages:
         fkey = content_key("model_figures", key, lang, font_fingerprint(lang), section_dict(experiment.figures),
                            training and training.get("history"), code_version("figures"))
-        if not cache.has("figures", fkey):
-            with cache.write("figures", fkey) as out:
-                made = draw_model_figures(run, training, extras_dir, lang, out)
-                (out / "figures.json").write_text(json.dumps(made, indent=1, ensure_ascii=False))
         folders[lang] = cache.path("figures", fkey)
-        figures[lang] = json.loads((folders[lang] / "figures.json").read_text())
+        if cache.has("figures", fkey):
+            figures[lang] = json.loads((folders[lang] / "figures.json").read_text())
+        else:
+            run.build.drawings.submit("figures", fkey, draw_model_figures,
+                                      (training, extras_dir, experiment.figures, lang),
+                                      lambda made, lang=lang: figures.__setitem__(lang, made))
     return json.loads((extras_dir / "extras.json").read_text()), figures, folders

@@ -1,11 +1,19 @@
 """Stage images: attack and probe every image of an experiment, then draw its figures in every
 site language. Both steps are cached per image: adding an image computes and draws only it.
+
+The images to compute are analysed together, their model calls merged into few large ones
+(generator.analysis.batching: every record is the one the image gets alone); their figures are
+drawn in parallel worker processes (generator.stages.drawing).
 """
 
 from __future__ import annotations
 
 import json
+import time
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -13,6 +21,9 @@ from generator.cache import code_version, content_key, file_digest
 from generator.errors import UserError, suggest
 from generator.inputs.config import localized, section_dict
 from generator.stages.context import ExperimentRun
+
+# Images analysed together at most: their arrays stay in memory until they are drawn.
+ANALYSIS_GROUP = 32
 
 
 def attack_settings(run: ExperimentRun, overrides: dict, where: str):
@@ -68,32 +79,83 @@ def analysis_key(run: ExperimentRun, entry, settings, true_index) -> str:
                        experiment.figures.gif_max_frames, code_version("analysis"))
 
 
-def analyse(run: ExperimentRun, entry, settings, true_index, out: Path) -> None:
-    """Attack one image and probe every layer; writes record.json and arrays.npz into ``out``."""
-    from generator.analysis.record import analyse_image
+@dataclass(eq=False)
+class ImagePlan:
+    """One image of the stage: its entry, attack settings, true class, analysis cache key, and
+    what the stage learns (record, arrays when computed here, jobs still running)."""
+
+    entry: object
+    settings: object
+    true_index: int | None
+    key: str
+    status: str = "cached"
+    record: dict | None = None
+    arrays: dict | None = None
+    running: int = 0
+    waited: bool = False
+
+
+def analyse(run: ExperimentRun, plans: list[ImagePlan]) -> list[tuple[ImagePlan, UserError]]:
+    """Attack and probe the images of ``plans`` together, their model calls merged; fills each
+    plan's record and arrays. Returns the (plan, error) of images that could not be attacked."""
+    from generator.analysis.attack import grid_size
+    from generator.analysis.record import analyse_images
+    from generator.progress import Progress
 
     experiment = run.experiment
-    with run.build.quiet_tensorflow():
-        record, arrays = analyse_image(run.keras_model(), entry.pixels, true_index, settings, run.classes.canonical,
-                                       change_threshold=experiment.attack.change_threshold,
-                                       noise_draws=experiment.attack.noise_draws,
-                                       frames=experiment.figures.gif_max_frames)
-    record["attack"]["settings"] = {key: getattr(settings, key) for key in (
-        "epsilon_start", "epsilon_step", "epsilon_max", "iterations", "step_size", "noise_seed")}
+    model = run.keras_model()
+    failed = []
+    iterative = any(plan.settings.method != "fgsm" for plan in plans)
+    start = time.perf_counter()
+    # FGSM searches take seconds; BIM and PGD ones run an attack per grid point and show progress.
+    total = sum(grid_size(p.settings.epsilon_start, p.settings.epsilon_step, p.settings.epsilon_max) for p in plans)
+    with Progress("[images] searching epsilon", total, "grid points", run.log,
+                  bar=None if iterative else False) as progress:
+        results = analyse_images(model, [(p.entry.pixels, p.true_index, p.settings) for p in plans],
+                                 run.classes.canonical, change_threshold=experiment.attack.change_threshold,
+                                 noise_draws=experiment.attack.noise_draws, frames=experiment.figures.gif_max_frames,
+                                 on_points=progress.advance if iterative else None)
+    for plan, result in zip(plans, results):
+        if isinstance(result, UserError):
+            failed.append((plan, result))
+            continue
+        plan.record, plan.arrays = result
+        plan.record["attack"]["settings"] = {key: getattr(plan.settings, key) for key in (
+            "epsilon_start", "epsilon_step", "epsilon_max", "iterations", "step_size", "noise_seed")}
+    run.build.work["analysed"] += len(plans) - len(failed)
+    run.build.work["analysis_seconds"] += time.perf_counter() - start
+    return failed
+
+
+def store_analysis(record: dict, arrays: dict, out: Path) -> None:
+    """An image's analysis cache entry: record.json and arrays.npz. Runs in a drawing worker:
+    compressing takes a while."""
     (out / "record.json").write_text(json.dumps(record, indent=1))
-    np.savez_compressed(out / "arrays.npz", **arrays)
+    save_arrays(out / "arrays.npz", arrays)
 
 
-def draw(run: ExperimentRun, record: dict, arrays_file: Path, lang: str, out: Path) -> None:
-    """Every figure of one image in one language; writes figures.json beside them."""
+def save_arrays(path: Path, arrays: dict) -> None:
+    """``np.savez_compressed`` at zlib's fastest level: activations are mostly noise to zlib, so
+    its default level takes twice as long for files 1 % smaller. ``np.load`` reads it as usual."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, value in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+
+def draw_image_figures(record: dict, arrays: dict | Path, class_names: list[str], title: str, settings,
+                       lang: str, out: Path) -> dict:
+    """Every figure of one image in one language, from its arrays (or their npz file); writes
+    figures.json beside them and returns it. Runs in a drawing worker."""
     from generator.figures.sets import image_figures
     from generator.figures.words import words_for
 
-    with np.load(arrays_file) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    made = image_figures(record, arrays, run.classes.by_language[lang], localized(record["title"], lang),
-                         run.experiment.figures, out, words_for(lang))
+    if not isinstance(arrays, dict):
+        with np.load(arrays) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    made = image_figures(record, arrays, class_names, title, settings, out, words_for(lang))
     (out / "figures.json").write_text(json.dumps(made, indent=1, ensure_ascii=False))
+    return made
 
 
 def figure_key(run: ExperimentRun, key: str, record: dict, lang: str) -> str:
@@ -104,44 +166,100 @@ def figure_key(run: ExperimentRun, key: str, record: dict, lang: str) -> str:
 
 
 def stage_images(run: ExperimentRun, input_shape) -> tuple[list[dict], list[dict]]:
-    """Attack, probe and draw each image (cached per image): (image records, failures)."""
-    build, cache = run.build, run.build.cache
+    """Attack, probe and draw each image (cached per image): (image records, failures).
+
+    Images not in the cache are analysed together; their figures, and those missing for cached
+    images, are drawn by the build's drawing jobs (generator.stages.drawing), which fill the
+    records' "figures" as they finish: the pipeline waits for them before the pages."""
+    build, cache, jobs = run.build, run.build.cache, run.build.drawings
     entries, failures = image_entries(run, input_shape)
-    records = []
-    for number, entry in enumerate(entries, 1):
+    plans: list[ImagePlan] = []
+    finished = 0
+
+    def fail(entry, error: UserError) -> None:
+        message = f"experiment '{run.id}': {error}" if f"'{run.id}'" not in str(error) else str(error)
+        if not build.keep_going:
+            raise UserError(message) from None
+        failures.append({"source": build.relative(entry.path), "message": message})
+        run.log(f"[images] {entry.id}: FAILED: {message}")
+
+    def one_done(plan: ImagePlan) -> Callable:
+        def done(made: dict | None, lang: str | None = None) -> None:
+            nonlocal finished
+            if lang is not None:
+                plan.record["figures"][lang] = made
+            plan.running -= 1
+            if not plan.running:
+                finished += 1
+                build.image_done(f"[{run.id}] [images] {finished}/{len(plans)} {plan.entry.id}: "
+                                 f"{describe_outcome(plan.record)} ({plan.status})", waited=plan.waited)
+        return done
+
+    def submit(plan: ImagePlan) -> None:
+        """The record of an analysed image, and jobs for what is not in the cache yet."""
+        entry, folder = plan.entry, cache.path("image", plan.key)
+        done = one_done(plan)
+        plan.running = 1  # until every job is submitted
+        if plan.record is not None:
+            plan.status = "computed"
+            plan.running += 1
+            jobs.submit("image", plan.key, store_analysis, (plan.record, plan.arrays), done)
+            # What a later build reads back from record.json (the job keeps the original).
+            plan.record = json.loads(json.dumps(plan.record))
+        else:
+            plan.record = json.loads((folder / "record.json").read_text())
+        title = entry.config.title or entry.title
+        plan.record.update({"id": entry.id, "experiment": run.id, "source": build.relative(entry.path),
+                            "title": {lang: localized(title, lang) for lang in build.languages},
+                            "caption": ({lang: localized(entry.config.caption, lang) for lang in build.languages}
+                                        if entry.config.caption else None),
+                            "arrays": folder.relative_to(cache.root).as_posix() + "/arrays.npz",
+                            # Keys in language order, whichever drawing finishes first.
+                            "figures": dict.fromkeys(build.languages), "figure_dirs": {}})
+        # The jobs get a copy: the record gains its figures while they may still be queued.
+        drawn_record = json.loads(json.dumps(plan.record))
+        for lang in build.languages:
+            fkey = figure_key(run, plan.key, plan.record, lang)
+            plan.record["figure_dirs"][lang] = str(cache.path("figures", fkey))
+            if cache.has("figures", fkey):
+                plan.record["figures"][lang] = json.loads((cache.path("figures", fkey) / "figures.json").read_text())
+                continue
+            plan.running += 1
+            jobs.submit("figures", fkey, draw_image_figures,
+                        (drawn_record, plan.arrays if plan.arrays is not None else folder / "arrays.npz",
+                         run.classes.by_language[lang], localized(plan.record["title"], lang),
+                         run.experiment.figures, lang), lambda made, lang=lang: done(made, lang), figure_set=True)
+        plan.arrays = None  # the jobs hold what they need
+        plan.waited = plan.running > 1
+        build.images_waiting += plan.waited
+        done(None)
+
+    for entry in entries:
         try:
             settings = attack_settings(run, entry.config.attack.model_dump(exclude_none=True), f"{entry.where}.attack")
             true_index = run.classes.index_of(entry.label) if entry.label else None
-            key = analysis_key(run, entry, settings, true_index)
-            status = "cached" if cache.has("image", key) else "computed"
-            if status == "computed":
-                with cache.write("image", key) as out:
-                    analyse(run, entry, settings, true_index, out)
-            folder = cache.path("image", key)
-            record = json.loads((folder / "record.json").read_text())
-            title = entry.config.title or entry.title
-            record.update({"id": entry.id, "experiment": run.id, "source": build.relative(entry.path),
-                           "title": {lang: localized(title, lang) for lang in build.languages},
-                           "caption": ({lang: localized(entry.config.caption, lang) for lang in build.languages}
-                                       if entry.config.caption else None),
-                           "arrays": folder.relative_to(cache.root).as_posix() + "/arrays.npz",
-                           "figures": {}, "figure_dirs": {}})
-            for lang in build.languages:
-                fkey = figure_key(run, key, record, lang)
-                if not cache.has("figures", fkey):
-                    with cache.write("figures", fkey) as out:
-                        draw(run, record, folder / "arrays.npz", lang, out)
-                record["figure_dirs"][lang] = str(cache.path("figures", fkey))
-                record["figures"][lang] = json.loads((cache.path("figures", fkey) / "figures.json").read_text())
-            records.append(record)
-            run.log(f"[images] {number}/{len(entries)} {entry.id}: {describe_outcome(record)} ({status})")
+            plans.append(ImagePlan(entry, settings, true_index, analysis_key(run, entry, settings, true_index)))
         except UserError as error:
-            message = f"experiment '{run.id}': {error}" if f"'{run.id}'" not in str(error) else str(error)
-            if not build.keep_going:
-                raise UserError(message) from None
-            failures.append({"source": build.relative(entry.path), "message": message})
-            run.log(f"[images] {number}/{len(entries)} {entry.id}: FAILED: {message}")
-    return records, failures
+            fail(entry, error)
+    computed = [plan for plan in plans if not cache.has("image", plan.key)]
+    for plan in plans:
+        if plan not in computed:
+            submit(plan)
+    if computed:
+        run.log(f"[images] analysing {len(computed)} of {len(plans)} images")
+    for first in range(0, len(computed), ANALYSIS_GROUP):
+        group = computed[first:first + ANALYSIS_GROUP]
+        failed = dict(analyse(run, group))
+        for plan in group:
+            if plan in failed:
+                plans.remove(plan)
+                fail(plan.entry, failed[plan])
+            else:
+                submit(plan)
+        if first + ANALYSIS_GROUP < len(computed):
+            # The next group's arrays join these only when most of these are drawn.
+            jobs.wait(leave=len(group))
+    return [plan.record for plan in plans], failures
 
 
 def describe_outcome(record: dict) -> str:

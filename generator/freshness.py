@@ -1,0 +1,128 @@
+"""Is the site up to date? A fingerprint of everything a build reads, checked before any work.
+
+A build whose config, input files (images, model files, data), code, templates, mkdocs.yml,
+fonts, library versions, environment and options are those of the last successful build, and
+whose ``site/`` is as that build left it, has nothing to do: it says so and stops, without
+importing TensorFlow, rendering pages or running MkDocs.
+
+File contents are compared by SHA-256. A file whose size and modification time are those seen
+last time is not read again: ``build/fingerprint.json`` keeps the digests, the fingerprint of
+the inputs and the listing (path, size, modification time) of the ``site/`` that build made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from generator.cache import PACKAGE_DIR, content_key, file_digest
+from generator.inputs.config import REPO_ROOT, Config
+
+FINGERPRINT_FILE = "fingerprint.json"
+# Environment variables a build reads that change what it writes.
+ENVIRONMENT = ("SOURCE_DATE_EPOCH", "BUTTERFLY_SITE_URL", "BUTTERFLY_CJK_FONT", "BUTTERFLY_CACHE",
+               "BUTTERFLY_DOWNLOAD_URL")
+# Everything of the project itself that a build reads: code (with the explorer's assets),
+# page templates and theme overrides, MkDocs' shared config, embedded data, images and scripts.
+PROJECT_FILES = (PACKAGE_DIR, REPO_ROOT / "templates", REPO_ROOT / "mkdocs.yml", REPO_ROOT / "content")
+
+
+def _tree(path: Path) -> list[Path]:
+    """``path`` itself if it is a file, else every file below it (caches of Python excluded)."""
+    if not path.is_dir():
+        return [path]
+    files = []
+    for folder, subfolders, names in os.walk(path):
+        subfolders[:] = sorted(name for name in subfolders if name != "__pycache__")
+        files += [Path(folder) / name for name in sorted(names) if not name.endswith(".pyc")]
+    return files
+
+
+def input_files(config: Config) -> list[Path]:
+    """Every file a build of ``config`` reads, in a stable order."""
+    from generator.inputs.download import cache_root
+
+    files = [Path(config.config_file)]
+    for root in PROJECT_FILES:
+        files += _tree(Path(root))
+    for experiment in config.experiments:
+        files += [experiment.resolve(entry.path) for entry in experiment.images]
+        if experiment.model.source == "file" and experiment.model.path:
+            path = experiment.resolve(experiment.model.path)
+            files += sorted(path.parent.glob("*.bin")) + [path] if path.suffix == ".json" else [path]
+        data = experiment.data
+        if data.source in ("idx", "folder") and data.path:
+            files += _tree(experiment.resolve(data.path))
+        elif data.source == "download" and data.recipe:
+            files += _tree(cache_root() / "downloads" / data.recipe)
+    return list(dict.fromkeys(Path(os.path.abspath(f)) for f in files))
+
+
+def file_digests(files: list[Path], known: dict) -> dict[str, list]:
+    """{path: [size, modification time (ns), SHA-256]} of ``files`` ("missing" for a file that
+    is not there); a digest in ``known`` is reused while its size and time are unchanged."""
+    digests = {}
+    for path in files:
+        key = str(path)
+        try:
+            stat = path.stat()
+        except OSError:
+            digests[key] = "missing"
+            continue
+        seen = known.get(key)
+        if isinstance(seen, list) and seen[:2] == [stat.st_size, stat.st_mtime_ns]:
+            digests[key] = seen
+        else:
+            digests[key] = [stat.st_size, stat.st_mtime_ns, file_digest(path)]
+    return digests
+
+
+def site_listing(site_dir: Path) -> str | None:
+    """A digest of every file under ``site_dir`` (relative path, size, modification time), or
+    None when there is no site."""
+    site_dir = Path(site_dir)
+    if not (site_dir / "index.html").is_file():
+        return None
+    digest = hashlib.sha256()
+    for path in _tree(site_dir):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(site_dir).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+class Fingerprint:
+    """What a build of ``config`` depends on, taken before it reads anything.
+
+    ``settings``: the build's own determinants (options, library versions, fonts, ...), any
+    JSON-serialisable values."""
+
+    def __init__(self, config: Config, build_dir: Path, settings: dict):
+        self.path = Path(build_dir) / FINGERPRINT_FILE
+        known = self._read().get("files", {})
+        self.files = file_digests(input_files(config), known)
+        environment = {name: os.environ.get(name) for name in ENVIRONMENT}
+        self.inputs = content_key("inputs", sorted(self.files.items()), environment, settings,
+                                  str(config.base_dir), str(REPO_ROOT))
+
+    def _read(self) -> dict:
+        try:
+            recorded = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return recorded if isinstance(recorded, dict) else {}
+
+    def site_is_current(self, site_dir: Path) -> bool:
+        """True if the last successful build had these very inputs and ``site_dir`` is as it left it."""
+        recorded = self._read()
+        return (recorded.get("inputs") == self.inputs and recorded.get("site") is not None
+                and recorded.get("site") == site_listing(site_dir))
+
+    def record(self, site_dir: Path) -> None:
+        """Note, after a successful build, the inputs it was made from and the site it made."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_name(f".{self.path.name}.tmp")
+        scratch.write_text(json.dumps({"inputs": self.inputs, "site": site_listing(site_dir), "files": self.files},
+                                      indent=0), encoding="utf-8")
+        scratch.replace(self.path)

@@ -1,0 +1,164 @@
+"""Drawing in parallel: figure jobs run in worker processes and are committed to the cache as
+they finish.
+
+Figures are drawn by pure functions (arrays in, files out) that never import TensorFlow, so
+they run in worker processes while the main process keeps the model. The workers are forked
+from a fork server that has already imported the figure code (and never held TensorFlow's
+threads or the build lock), so a worker starts in milliseconds; the pool is made once per
+process and ``butterfly serve`` keeps it between rebuilds. With ``--jobs 1`` the same functions
+run in the main process, which gives the same bytes.
+
+A job writes into a scratch folder of the stage cache (see :meth:`StageCache.write`); only a
+job that finished is renamed into place, so an interrupted or failed build leaves no half-drawn
+entry, and its workers are stopped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
+from typing import Callable
+
+# Imported once by the fork server, so that every worker starts with them loaded.
+PRELOAD = ["generator.stages.images", "generator.stages.extras", "generator.stages.docs", "generator.figures"]
+_PR_SET_PDEATHSIG = 1
+WAIT_POLL_SECONDS = 0.2
+
+_pool: tuple[int, ProcessPoolExecutor] | None = None
+
+
+def _start_worker() -> None:
+    """Runs first in every worker."""
+    # Ctrl-C reaches the whole process group; the main process stops the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        # A worker must not outlive the build: it gets SIGTERM when its parent (the fork
+        # server, which exits with the main process) dies.
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def worker_pool(jobs: int) -> ProcessPoolExecutor | None:
+    """This process's pool of ``jobs`` workers, started on first use (None when jobs is 1)."""
+    global _pool
+    if jobs <= 1:
+        return None
+    if _pool is not None and _pool[0] == jobs:
+        return _pool[1]
+    stop_pool()
+    if sys.platform.startswith("linux"):
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+    else:
+        context = multiprocessing.get_context("spawn")
+    executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker)
+    # Start every worker now, so that they load while the main process loads TensorFlow.
+    for _ in range(jobs):
+        executor.submit(_ready)
+    _pool = (jobs, executor)
+    return executor
+
+
+def stop_pool() -> None:
+    """Stop this process's workers at once (they may be mid-job) and forget the pool."""
+    global _pool
+    if _pool is None:
+        return
+    executor = _pool[1]
+    _pool = None
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+class Jobs:
+    """The figure jobs of one build. ``submit`` starts a job writing into a new cache entry;
+    ``wait`` commits entries as their jobs finish and calls each job's ``on_done`` in the main
+    thread, in the order they finish. Figure sets drawn and the time from the first job to the
+    last are counted on ``build.work``."""
+
+    def __init__(self, build):
+        self.build = build
+        self.pool = worker_pool(build.jobs)
+        self._finished: queue.Queue = queue.Queue()
+        self._pending: dict[int, tuple[ExitStack, Callable, bool]] = {}
+        self._numbers = itertools.count()
+        self._first: float | None = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def submit(self, stage: str, key: str, function: Callable, args: tuple, on_done: Callable,
+               figure_set: bool = False) -> None:
+        """Run ``function(*args, out)`` with ``out`` the scratch folder of cache entry
+        (stage, key); when it returns, the entry is committed and ``on_done(result)`` runs.
+        ``figure_set``: the job draws one image's figures in one language (counted)."""
+        stack = ExitStack()
+        out = stack.enter_context(self.build.cache.write(stage, key))
+        number = next(self._numbers)
+        self._pending[number] = (stack, on_done, figure_set)
+        if self._first is None:
+            self._first = time.perf_counter()
+        if self.pool is None:
+            try:
+                self._finished.put((number, True, function(*args, out)))
+            except Exception as error:  # reported by wait(), like a worker's
+                self._finished.put((number, False, error))
+            return
+        future = self.pool.submit(function, *args, out)
+        future.add_done_callback(lambda done: self._finished.put(
+            (number, True, done.result()) if done.exception() is None else (number, False, done.exception())))
+
+    def wait(self, leave: int = 0) -> None:
+        """Commit jobs as they finish until at most ``leave`` are left. The first failure,
+        Ctrl-C or SIGTERM stops the workers, removes every unfinished entry and propagates."""
+        try:
+            while len(self._pending) > leave or not self._finished.empty():
+                try:
+                    number, ok, value = self._finished.get(timeout=WAIT_POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                stack, on_done, figure_set = self._pending.pop(number)
+                if not ok:
+                    stack.__exit__(type(value), value, value.__traceback__)
+                    raise value
+                stack.close()
+                if figure_set:
+                    self.build.work["drawn"] += 1
+                on_done(value)
+                if not self._pending and self._first is not None:
+                    self.build.work["drawing_seconds"] += time.perf_counter() - self._first
+                    self._first = None
+        except BaseException:
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        """Stop the workers (they may be writing) and remove every unfinished entry."""
+        if self._pending and self.pool is not None:
+            stop_pool()
+            self.pool = None
+        error = RuntimeError("abandoned")
+        for stack, _, _ in self._pending.values():
+            stack.__exit__(RuntimeError, error, None)
+        self._pending.clear()

@@ -1,0 +1,150 @@
+"""Every number the pages state is the manifest's, for the thing the page talks about.
+
+The built Markdown of the real default build (both languages) is parsed: every ε, every
+percentage, every layer name and every "filter/channel k" in the text must be a value the
+manifest holds for that page's image or experiment, in the one format the site prints it in.
+Code blocks, the configuration listing and image alt text (written by the figures from the same
+records) are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from generator.site import facts
+from generator.site.format import (format_epsilon, format_fixed, format_number, format_percent, format_ratio,
+                                   format_threshold)
+
+pytestmark = pytest.mark.slow
+
+EPSILON = re.compile(r"(?<![\d.])(\d\.\d{4,5})(?![\d.%])")  # 0.0100, 0.01912: the ε formats
+PERCENT = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?(?:e-?\d+)?)%")
+MAP = re.compile(r"([a-z][a-z0-9_\\]*), (filter|channel) (\d+)|([a-z][a-z0-9_\\]*) 的(卷积核|通道) (\d+)")
+
+
+def text_of(markdown: str) -> str:
+    """The page's prose: no front matter, code blocks, image syntax or raw HTML attributes."""
+    markdown = re.sub(r"\A---\n.*?\n---\n", "", markdown, flags=re.S)
+    markdown = re.sub(r"^(`{3,}).*?^\1", "", markdown, flags=re.S | re.M)
+    markdown = re.sub(r"!\[(?:[^\]\\]|\\.)*\]\([^)]*\)(\{[^}]*\})?", "", markdown)
+    return re.sub(r"<[^>]+>", " ", markdown)
+
+
+def numbers(value) -> list[float]:
+    """Every number inside a manifest subtree."""
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    if isinstance(value, dict):
+        return [n for item in value.values() for n in numbers(item)]
+    if isinstance(value, (list, tuple)):
+        return [n for item in value for n in numbers(item)]
+    return []
+
+
+def allowed(*subtrees) -> dict[str, set[str]]:
+    values = [n for subtree in subtrees for n in numbers(subtree)]
+    return {"epsilon": {format_epsilon(v) for v in values} | {format_threshold(v) for v in values},
+            "percent": {format_percent(v).rstrip("%") for v in values} | {format_percent(v, 0).rstrip("%") for v in values}
+            | {f"{v:g}" for v in values}}
+
+
+@pytest.fixture(scope="module")
+def site(built_site):
+    manifest = json.loads((built_site / "build" / "docs" / "manifest.json").read_text("utf-8"))
+    return built_site / "build" / "docs", manifest
+
+
+def check_page(path: Path, scope: dict[str, set[str]], layers: set[str], maps: set[tuple] | None):
+    text = text_of(path.read_text("utf-8"))
+    for value in EPSILON.findall(text):
+        assert value in scope["epsilon"], f"{path}: ε {value} is not a manifest value of this page"
+    for value in PERCENT.findall(text):
+        assert value in scope["percent"], f"{path}: {value}% is not a manifest value of this page"
+    for match in MAP.finditer(text):
+        layer = (match.group(1) or match.group(4)).replace("\\", "")
+        unit = {"卷积核": "filter", "通道": "channel"}.get(match.group(5), match.group(2))
+        channel = int(match.group(3) or match.group(6))
+        assert layer in layers, f"{path}: no layer {layer}"
+        if maps is not None:
+            assert (layer, unit, channel) in maps, f"{path}: {layer} {unit} {channel} is not a map the page drew"
+    for name in re.findall(r"\b((?:conv|relu)\\?_\d\\?_\d|max\\?_pool\\?_\d)\b", text):
+        assert name.replace("\\", "") in layers, f"{path}: no layer {name}"
+
+
+def image_maps(image: dict) -> set[tuple]:
+    """The (layer, unit, channel) maps an image's pages name: its close-ups and each layer's most changed."""
+    maps = {(f["layer"], f["unit"], f["channel"]) for lang in image["figures"] for key, f in image["figures"][lang].items()
+            if key.startswith("zoom_")}
+    return maps | {(layer["name"], layer["unit"], layer["attack"]["top_channel"]) for layer in image["layers"]
+                   if layer["attack"]["top_channel"] is not None}
+
+
+def test_image_pages_state_only_their_own_numbers(site):
+    docs, manifest = site
+    for experiment in manifest["experiments"]:
+        layers = {layer["name"] for layer in experiment["images"][0]["layers"]}
+        settings = (experiment["attack_settings"], experiment["training"], experiment["robustness"])
+        for image in experiment["images"]:
+            scope = allowed(image, *settings)
+            for lang in manifest["site"]["languages"]:
+                check_page(docs / lang / experiment["id"] / f"{image['id']}.md", scope, layers, image_maps(image))
+
+
+def test_walkthrough_numbers_belong_to_its_example_and_its_experiments(site):
+    docs, manifest = site
+    article = manifest["experiments"][0]
+    views = [facts.site_view(manifest, lang) for lang in manifest["site"]["languages"]]
+    summaries = [{key: e[key] for key in ("counts", "epsilon", "accuracy")} for view in views for e in view["experiments"]]
+    others = [{**e, "images": e["images"][:1]} for e in manifest["experiments"][1:]]
+    scope = allowed(article["images"][0], article["attack_settings"], *others, summaries)
+    layers = {layer["name"] for e in manifest["experiments"] for layer in e["images"][0]["layers"]}
+    maps = image_maps(article["images"][0]) | {m for e in others for m in image_maps(e["images"][0])}
+    for lang in manifest["site"]["languages"]:
+        check_page(docs / lang / "index.md", scope, layers, maps)
+
+
+def test_the_other_pages_state_manifest_numbers(site):
+    docs, manifest = site
+    views = [facts.site_view(manifest, lang) for lang in manifest["site"]["languages"]]
+    summaries = [{key: e[key] for key in ("counts", "epsilon", "accuracy", "butterfly")}
+                 for view in views for e in view["experiments"]]
+    scope = allowed(manifest["experiments"], manifest["butterfly_rules"], summaries)
+    layers = {layer["name"] for e in manifest["experiments"] for layer in e["images"][0]["layers"]}
+    for lang in manifest["site"]["languages"]:
+        for page in ("gallery.md", "butterfly-effect.md", "ideas.md", "code.md", "glossary.md", "references.md",
+                     *(f"{e['id']}/index.md" for e in manifest["experiments"])):
+            check_page(docs / lang / page, scope, layers, None)
+
+
+def test_the_search_epsilon_of_each_image_is_the_one_its_page_and_the_gallery_print(site):
+    """One ε per image: the search's answer, printed identically on the image page, in the
+    gallery, and, for the running example, on the walkthrough."""
+    docs, manifest = site
+    for lang in manifest["site"]["languages"]:
+        gallery = (docs / lang / "gallery.md").read_text("utf-8")
+        for experiment in manifest["experiments"]:
+            for image in experiment["images"]:
+                epsilon = image["attack"]["epsilon"]
+                if epsilon is None:
+                    continue
+                row = next(line for line in gallery.splitlines() if f"({experiment['id']}/{image['id']}.md)" in line)
+                assert row.rstrip(" |").endswith(format_epsilon(epsilon)), (lang, image["id"])
+                page = (docs / lang / experiment["id"] / f"{image['id']}.md").read_text("utf-8")
+                assert f"ε = {format_epsilon(epsilon)}" in page
+                if image["attack"]["threshold"] is not None:
+                    assert format_threshold(image["attack"]["threshold"]) in page
+        example = manifest["experiments"][0]["images"][0]["attack"]
+        assert f"ε = {format_epsilon(example['epsilon'])}" in (docs / lang / "index.md").read_text("utf-8")
+
+
+def test_formats_are_the_ones_the_test_expects():
+    # The allowed sets above are built with the site's own formatters; pin what they print.
+    assert format_epsilon(0.01) == "0.0100" and format_threshold(0.0013) == "0.00130"
+    assert format_percent(0.492) == "49.2%" and format_number(0.0363) == "0.0363"
+    assert format_ratio(3.58) == "3.58" and format_fixed(0.3095) == "0.3095"
