@@ -2,8 +2,8 @@
 
 Run by hand:  .venv/bin/python bench/bench_attack.py [--repeats 5] [--train-size 6000]
 
-A Tiny VGG is trained for a few seconds on Fashion-MNIST (Debian's dataset-fashion-mnist files;
-without them the model keeps fixed random weights). Test images are picked so that some flip at
+A Tiny VGG is trained for a few seconds on Fashion-MNIST (Debian's dataset-fashion-mnist files,
+else the subset embedded in content/fashion-mnist). Test images are picked so that some flip at
 the first grid point, some within 2-9 or 10-60 steps, and some need 100 or more; a second grid with a 10x smaller
 epsilon_step forces hundreds of steps. For every image it prints the steps, the median time of
 `plain_epsilon_loop` and of `minimal_epsilon` (without refinement: the same work as the loop;
@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 from generator.analysis.attack import AttackSettings, minimal_epsilon, plain_epsilon_loop  # noqa: E402
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+EMBEDDED = Path(__file__).resolve().parents[1] / "content" / "fashion-mnist"
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -58,13 +59,11 @@ def build_model(train_size: int):
 
     keras.utils.set_random_seed(0)
     model = tiny_vgg((28, 28, 1))
-    if not FASHION_MNIST.is_dir():
-        print("Fashion-MNIST not found: fixed random weights")
-        rng = np.random.default_rng(0)
-        return model, rng.random((400, 28, 28, 1), dtype=np.float32)
-    x_train = read_idx(FASHION_MNIST / "train-images-idx3-ubyte.gz")[:train_size, ..., None] / 255.0
-    y_train = read_idx(FASHION_MNIST / "train-labels-idx1-ubyte.gz")[:train_size]
-    x_test = read_idx(FASHION_MNIST / "t10k-images-idx3-ubyte.gz")[:400, ..., None] / 255.0
+    folder = FASHION_MNIST if FASHION_MNIST.is_dir() else EMBEDDED
+    print(f"Fashion-MNIST from {folder}")
+    x_train = read_idx(folder / "train-images-idx3-ubyte.gz")[:train_size, ..., None] / 255.0
+    y_train = read_idx(folder / "train-labels-idx1-ubyte.gz")[:train_size]
+    x_test = read_idx(folder / "t10k-images-idx3-ubyte.gz")[:400, ..., None] / 255.0
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     started = time.perf_counter()

@@ -81,7 +81,7 @@ def _build(args) -> int:
     from generator.pipeline import run_build
     from generator.inputs.config import load_config
 
-    config = load_config(args.config)
+    config = load_config(args.config, keep_going=args.keep_going)
     manifest = run_build(config, verbose=args.verbose, keep_going=args.keep_going, jobs=args.jobs, wait=args.wait)
     experiments = manifest["experiments"]
     images = sum(len(e["images"]) for e in experiments)

@@ -4,7 +4,7 @@
 Each stage is a small named step. Stages whose inputs are unchanged are read back from the
 content cache (``build/cache``), so a build with nothing new to compute never imports TensorFlow;
 a build whose inputs are all those of the last one, with its site intact, stops at once (see
-generator.freshness). Every number the site shows is in the manifest this module assembles
+generator.stages.freshness). Every number the site shows is in the manifest this module assembles
 (``build/manifest.json``, published as ``site/manifest.json``); timings are kept apart
 (``build/timings.json``, and printed at the end of the build) so that two builds of one config
 publish identical files.
@@ -130,6 +130,14 @@ def check_model_settings(run: ExperimentRun, model: dict) -> None:
                         f"(0 to {channels - 1}), got {channel}")
 
 
+def check_probe_image(run: ExperimentRun) -> None:
+    """training.probe_image must name a test image (checked before any image is computed)."""
+    experiment = run.experiment
+    if run.dataset is not None and experiment.training.probe_image >= len(run.dataset.x_test):
+        raise UserError(f"{experiment.key('training.probe_image')}: must be below the number of test images "
+                        f"({len(run.dataset.x_test):,}), got {experiment.training.probe_image}")
+
+
 def run_experiment(build: Build, experiment) -> dict:
     """All stages of one experiment; returns its manifest record."""
     from generator.stages.extras import stage_extras
@@ -138,6 +146,7 @@ def run_experiment(build: Build, experiment) -> dict:
     run = ExperimentRun(build, experiment)
     record = prepare_model(run)
     check_model_settings(run, record["model"])
+    check_probe_image(run)
     with build.stage("images"):
         images, failures = stage_images(run, tuple(record["model"]["input_shape"]))
         if not images:
@@ -184,9 +193,7 @@ def check_all(config: Config, *, verbose: bool = False) -> str:
                 raise UserError(f"{experiment.key('model.blocks')}: {problem}")
             layers = tiny_vgg_layers(input_shape, experiment.model.blocks, experiment.model.filters, layer_names)
         check_model_settings(run, {"layers": layers})
-        if run.dataset is not None and experiment.training.probe_image >= len(run.dataset.x_test):
-            raise UserError(f"{experiment.key('training.probe_image')}: must be below the number of test images "
-                            f"({len(run.dataset.x_test):,}), got {experiment.training.probe_image}")
+        check_probe_image(run)
         entries, _ = image_entries(run, input_shape)
         for entry in entries:
             attack_settings(run, entry.config.attack.model_dump(exclude_none=True), f"{entry.where}.attack")
@@ -223,7 +230,7 @@ def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False
 
     When nothing the build reads changed since the last successful one and its site is intact,
     it says so and returns that build's manifest, having done nothing else."""
-    from generator.freshness import Fingerprint
+    from generator.stages.freshness import Fingerprint
     from generator.progress import timing_lines
 
     start = time.perf_counter()
@@ -234,6 +241,8 @@ def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False
         if fingerprint.site_is_current(build.site_dir) and manifest_file.is_file():
             build.log(f"site is up to date: nothing to do ({time.perf_counter() - start:.1f} s)")
             return json.loads(manifest_file.read_text(encoding="utf-8"))
+        if verbose:
+            build.log("building: " + "; ".join(fingerprint.changes(build.site_dir)))
         manifest = _build_site(build)
         fingerprint.record(build.site_dir)
         timings = {"total": round(time.perf_counter() - start, 3), "stages": build.timings,
@@ -246,7 +255,7 @@ def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False
 
 
 def build_settings(build: Build) -> dict:
-    """What, besides files, decides what a build writes (see generator.freshness)."""
+    """What, besides files, decides what a build writes (see generator.stages.freshness)."""
     from generator.figures.words import font_fingerprint
 
     return {"schema": SCHEMA, "versions": library_versions(), "keep_going": build.keep_going,
@@ -261,7 +270,7 @@ def _build_site(build: Build) -> dict:
     from generator.figures.words import words_for
 
     config = build.config
-    # The drawing workers start now and load the figure code while this process loads the model.
+    # The stages start the drawing workers as soon as they know there is something to draw.
     build.drawings = Jobs(build)
     try:
         for lang in build.languages:

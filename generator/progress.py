@@ -42,7 +42,7 @@ class Progress:
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, desc=f"butterfly: {description}", unit=unit, file=sys.stderr,
-                             dynamic_ncols=True, leave=False, smoothing=0.1)
+                             dynamic_ncols=True, leave=True, smoothing=0.1)
 
     def advance(self, count: int = 1, line: str | None = None) -> None:
         self.done += count

@@ -24,11 +24,11 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-def watched_files(config_file: Path) -> dict[Path, float]:
+def watched_files(config_file: Path, keep_going: bool = False) -> dict[Path, float]:
     """Modification times of the config files beside ``config_file`` and of the images it lists."""
     files = list(Path(config_file).parent.glob("*.yml"))
     try:
-        config = load_config(config_file)
+        config = load_config(config_file, keep_going=keep_going)
         files += [experiment.resolve(entry.path) for experiment in config.experiments for entry in experiment.images]
     except UserError:
         pass  # a config being edited may be invalid for a moment; the rebuild will say why
@@ -46,7 +46,7 @@ def serve(config_file: Path | None, *, addr: str = "127.0.0.1:8000", verbose: bo
     from generator.pipeline import run_build
 
     config_file = Path(config_file or DEFAULT_CONFIG)
-    config = load_config(config_file)
+    config = load_config(config_file, keep_going=keep_going)
     run_build(config, verbose=verbose, keep_going=keep_going)
     host, _, port = addr.rpartition(":")
     try:
@@ -56,17 +56,17 @@ def serve(config_file: Path | None, *, addr: str = "127.0.0.1:8000", verbose: bo
         raise UserError(f"cannot serve on {addr}: {error}") from None
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"butterfly: serving http://{host or '127.0.0.1'}:{server.server_address[1]}/ (Ctrl-C to stop)", flush=True)
-    seen = watched_files(config_file)
+    seen = watched_files(config_file, keep_going)
     try:
         while True:
             time.sleep(POLL_SECONDS)
-            now = watched_files(config_file)
+            now = watched_files(config_file, keep_going)
             if now == seen:
                 continue
             seen = now
             start = time.perf_counter()
             try:
-                run_build(load_config(config_file), verbose=verbose, keep_going=keep_going)
+                run_build(load_config(config_file, keep_going=keep_going), verbose=verbose, keep_going=keep_going)
                 print(f"butterfly: rebuilt in {time.perf_counter() - start:.1f} s", flush=True)
             except UserError as error:
                 print(f"butterfly: error: {error} (still serving the previous site)", flush=True)

@@ -13,6 +13,7 @@ Most cases fail while the config is read, before TensorFlow is imported; the pro
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -32,8 +33,6 @@ import yaml
 from PIL import Image
 
 from conftest import REPO
-
-pytestmark = pytest.mark.slow
 
 BAD_INPUTS = Path(__file__).resolve().parent / "bad_inputs"
 GOOD_IMAGE = "images/ankle-boot-5420.png"
@@ -61,7 +60,7 @@ def butterfly(project: Path, *args: str, env: dict | None = None) -> subprocess.
     environment.update({"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2",
                         # A download recipe must fail fast and offline: the mirror does not exist.
                         "BUTTERFLY_DOWNLOAD_URL": "file:///nonexistent-butterfly-mirror",
-                        "BUTTERFLY_CACHE": str(project / ".download-cache"), **(env or {})})
+                        "BUTTERFLY_CACHE": str(project.parent / "download-cache"), **(env or {})})
     return subprocess.Popen([sys.executable, "-m", "generator", *args], cwd=project, env=environment,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -99,15 +98,14 @@ def built_project(tmp_path_factory, small_idx_dir) -> Path:
 
 # --- bad files ----------------------------------------------------------------------------------
 
-def png_bytes(width: int, height: int, idat: bytes | None = None) -> bytes:
-    """A PNG of the given size, 8-bit greyscale; without ``idat`` the pixel data is all black."""
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims ``width`` x ``height`` 8-bit grey pixels and holds almost none of them."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    if idat is None:
-        idat = zlib.compress(b"".join(b"\x00" + bytes(width) for _ in range(height)), 9)
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+            + chunk(b"IEND", b""))
 
 
 def write_file(name: str, data: bytes | str) -> Callable[[Path], None]:
@@ -124,7 +122,7 @@ def truncated_png(folder: Path) -> None:
 
 def huge_png(folder: Path) -> None:
     # 9000 x 5000 = 45 megapixels; the header says so, the pixel data is never reached.
-    (folder / "huge.png").write_bytes(png_bytes(9000, 5000, idat=zlib.compress(b"\x00" * 100)))
+    (folder / "huge.png").write_bytes(png_header(9000, 5000))
 
 
 def folder_as_image(folder: Path) -> None:
@@ -166,9 +164,7 @@ def idx_folder(labels_from: Callable[[np.ndarray], np.ndarray] | None = None, tr
                 labels = target / f"{split}-labels-idx1-ubyte.gz"
                 write_idx(labels, labels_from(read_idx(labels)))
         if truncate is not None:
-            data = (target / truncate).read_bytes()
-            import gzip
-            raw = gzip.decompress(data)
+            raw = gzip.decompress((target / truncate).read_bytes())
             (target / truncate).write_bytes(gzip.compress(raw[: len(raw) // 2]))
         if drop is not None:
             (target / drop).unlink()
@@ -185,13 +181,6 @@ def class_folders(*classes: tuple[str, int]) -> Callable[[Path], None]:
     return setup
 
 
-def all_of(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
-    def setup(folder: Path) -> None:
-        for one in setups:
-            one(folder)
-    return setup
-
-
 # --- the corpus ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -199,10 +188,11 @@ class Case:
     """One bad input.
 
     ``config``: sections merged over the project's config (a section mapping key by key, other
-    values replace); ``text``: the whole config file instead. ``files`` makes the case's files in
-    cases/<id>/ (paths in the config are relative to the project, so they start with
-    ``cases/<id>/``). ``names``: what the error line must contain. ``check_passes``: why
-    ``butterfly check`` cannot catch it, if it cannot.
+    values replace, None removes); ``text``: the whole config file instead. ``files`` makes the
+    case's files in cases/<id>/ (paths in the config are relative to the project, so they start
+    with ``cases/<id>/``). ``names``: what the error line must contain. ``check_passes``: why
+    ``butterfly check`` cannot catch it, if it cannot. ``needs``: what outside the input
+    modules must change before the case passes (until then it is an expected failure).
     """
 
     id: str
@@ -213,6 +203,7 @@ class Case:
     config_arg: str | None = None
     env: dict = field(default_factory=dict)
     check_passes: str | None = None
+    needs: str | None = None
 
 
 def image(path: str, **entry) -> dict:
@@ -240,11 +231,14 @@ CASES = [
     Case("yaml-too-many-aliases", "alias", text=MANY_ALIASES),
     Case("yaml-nested-too-deep", "nested", text=DEEP),
     Case("yaml-duplicate-section", ("duplicate key 'attack'", "line 4"), text=DUPLICATE_SECTION),
-    Case("yaml-syntax-error", "line 2", text="site:\n  title: [unclosed\nimages: []\n"),
+    Case("yaml-syntax-error", "line 3, column 7", text="site:\n  title: [unclosed\nimages: []\n"),
     Case("yaml-python-tag", "line 1", text="images: !!python/object/apply:os.system ['echo hacked']\n"),
     Case("yaml-top-level-list", "mapping", text="- images\n- data\n"),
     Case("yaml-empty-file", "images", text=""),
     Case("yaml-not-utf8", "UTF-8", text="site: {title: caf\udce9}\n"),
+    Case("yaml-tab-indent", "line 2", text="site:\n\ttitle: x\nimages: []\n"),
+    Case("yaml-duplicate-image-key", ("duplicate key 'path'", "line 3"),
+         text=f"images:\n  - path: {GOOD_IMAGE}\n    path: images/trouser-8183.png\n"),
     Case("config-oversized", "over the limit", text="# " + "x" * 1_100_000 + "\nimages: []\n"),
     Case("config-missing", "not found", config_arg="site_config/does-not-exist.yml"),
     Case("config-is-a-folder", "folder", config_arg="site_config"),
@@ -252,11 +246,14 @@ CASES = [
     Case("huge-value", "training.epochs", config={"training": {"epochs": "9" * 300_000}}),
     Case("huge-unknown-key", "unknown key", config={"attack": {"k" * 100_000: 1}}),
     # -- site
+    Case("site-null", ("site:", "mapping"), text="site:\nimages: [{path: x.png}]\n"),
+    Case("section-not-a-mapping", ("attack", "mapping"), config={"attack": 5}),
     Case("site-title-number", "site.title", config={"site": {"title": 5}}),
     Case("site-title-empty-mapping", "site.title", config={"site": {"title": {}}}),
     Case("site-title-unknown-language", "site.title", config={"site": {"title": {"fr": "titre"}}}),
     Case("site-language-unknown", "site.languages", config={"site": {"languages": ["fr"]}}),
     Case("site-language-twice", "site.languages", config={"site": {"languages": ["en", "en"]}}),
+    Case("site-languages-empty", "site.languages", config={"site": {"languages": []}}),
     Case("site-unknown-key", ("site", "colour"), config={"site": {"colour": "red"}}),
     Case("repo-url-script", "site.repo_url", config={"site": {"repo_url": XSS}}),
     Case("repo-url-javascript", "site.repo_url",
@@ -273,11 +270,18 @@ CASES = [
     Case("data-validation-split-range", "data.validation_split",
          config={"data": {"source": "folder", "validation_split": 1.5}}),
     Case("data-seed-text", "data.seed", config={"data": {"seed": "0"}}),
+    Case("data-seed-negative", "data.seed", config={"data": {"seed": -1}}),
+    Case("data-class-names-twice", ("data.class_names", "twice"),
+         config={"data": {"class_names": ["a", "b", "c", "d", "e", "f", "g", "h", "a", "j"]}}),
+    Case("data-class-names-twice-in-chinese", ("data.class_names", "'鞋'", "twice"),
+         config={"data": {"class_names": [{"en": name, "zh": "鞋" if name in "ab" else name} for name in TEN_NAMES]}}),
+    Case("data-class-name-empty", ("data.class_names", "empty"),
+         config={"data": {"class_names": ["", *TEN_NAMES[1:]]}}),
     Case("data-recipe-missing", "data.recipe", config={"data": {"source": "download", "path": None}}),
     Case("data-recipe-offline", ("fashion-mnist", "by hand"),
          config={"data": {"source": "download", "recipe": "fashion-mnist", "path": None}}),
     Case("data-class-names-count", "data.class_names", config={"data": {"class_names": ["a", "b", "c"]}}),
-    Case("idx-one-class", ("cases/idx-one-class/idx", "class"),
+    Case("idx-one-class", ("cases/idx-one-class/idx", "one class"),
          config={"data": {"path": "cases/idx-one-class/idx"}}, files=idx_folder(lambda y: np.zeros_like(y))),
     Case("idx-truncated", ("cases/idx-truncated/idx", "t10k-images"),
          config={"data": {"path": "cases/idx-truncated/idx"}},
@@ -300,19 +304,19 @@ CASES = [
     Case("model-path-missing-key", "model.path", config={"model": {"source": "file"}}),
     Case("model-path-missing-file", ("model.path", "nope.keras"),
          config={"model": {"source": "file", "path": "nope.keras"}}),
-    Case("model-unsupported-suffix", ("cases/model-unsupported-suffix/model.onnx", "unsupported"),
+    Case("model-unsupported-suffix", ("model.path", "cases/model-unsupported-suffix/model.onnx", "unsupported"),
          config={"model": {"source": "file", "path": "cases/model-unsupported-suffix/model.onnx"}},
          files=write_file("model.onnx", "onnx")),
-    Case("model-not-a-model", ("cases/model-not-a-model/model.keras", "zip"),
+    Case("model-not-a-model", ("model.path", "cases/model-not-a-model/model.keras", "zip"),
          config={"model": {"source": "file", "path": "cases/model-not-a-model/model.keras"}},
          files=text_as_model),
-    Case("model-h5-not-hdf5", ("cases/model-h5-not-hdf5/model.h5", "HDF5"),
+    Case("model-h5-not-hdf5", ("model.path", "cases/model-h5-not-hdf5/model.h5", "HDF5"),
          config={"model": {"source": "file", "path": "cases/model-h5-not-hdf5/model.h5"}},
          files=write_file("model.h5", b"\x00" * 64)),
-    Case("model-lambda-layer", ("cases/model-lambda-layer/lambda_layer.keras", "doubled", "Lambda"),
+    Case("model-lambda-layer", ("model.path", "cases/model-lambda-layer/lambda_layer.keras", "doubled", "Lambda"),
          config={"model": {"source": "file", "path": "cases/model-lambda-layer/lambda_layer.keras"}},
          files=copy_fixture("lambda_layer.keras")),
-    Case("model-single-class", ("cases/model-single-class/single_class.keras", "one"),
+    Case("model-single-class", ("cases/model-single-class/single_class.keras", "one output unit"),
          config={"data": {"source": "none", "path": None},
                  "model": {"source": "file", "path": "cases/model-single-class/single_class.keras",
                            "class_names": ["cat", "dog"]}, "robustness": {"samples": 0},
@@ -321,7 +325,7 @@ CASES = [
     Case("model-single-class-name", "model.class_names",
          config={"data": {"source": "none", "path": None},
                  "model": {"source": "file", "path": GOOD_IMAGE, "class_names": ["cat"]}}),
-    Case("tfjs-wrong-shard-size", ("cases/tfjs-wrong-shard-size/model.json", "shard"),
+    Case("tfjs-wrong-shard-size", ("model.path", "cases/tfjs-wrong-shard-size/model.json", "shard"),
          config={"data": {"source": "none", "path": None},
                  "model": {"source": "file", "path": "cases/tfjs-wrong-shard-size/model.json",
                            "class_names": TEN_NAMES}, "robustness": {"samples": 0},
@@ -330,10 +334,13 @@ CASES = [
     Case("data-none-needs-model-file", "data.source", config={"data": {"source": "none", "path": None}}),
     # -- training
     Case("training-epochs-bool", "training.epochs", config={"training": {"epochs": True}}),
+    Case("training-seed-too-large", "training.seed", config={"training": {"seed": 2**40}}),
     Case("training-batch-size-zero", "training.batch_size", config={"training": {"batch_size": 0}}),
     Case("training-learning-rate-text", "training.learning_rate", config={"training": {"learning_rate": "fast"}}),
     Case("training-probe-image-negative", "training.probe_image", config={"training": {"probe_image": -1}}),
-    Case("training-probe-image-out-of-range", "training.probe_image", config={"training": {"probe_image": 100}}),
+    Case("training-probe-image-out-of-range", "training.probe_image", config={"training": {"probe_image": 100}},
+         needs="pipeline.run_experiment to check training.probe_image right after the data stage, and the model's "
+               "cache key to leave probe_image out: today a model is trained before the value is refused"),
     # -- attack
     Case("attack-method-unknown", "attack.method", config={"attack": {"method": "cw"}}),
     Case("attack-epsilon-grid-too-fine", ("attack", "epsilon_step"), config={"attack": {"epsilon_step": 1e-9}}),
@@ -342,6 +349,7 @@ CASES = [
     Case("attack-epsilon-nan", "attack.epsilon_max", config={"attack": {"epsilon_max": float("nan")}}),
     Case("attack-iterations-zero", "attack.iterations", config={"attack": {"iterations": 0}}),
     Case("attack-noise-draws-range", "attack.noise_draws", config={"attack": {"noise_draws": 1000}}),
+    Case("attack-noise-seed-negative", "attack.noise_seed", config={"attack": {"noise_seed": -5}}),
     Case("attack-target-unknown", ("attack.target", "Zebra"), config={"attack": {"target": "Zebra"}}),
     Case("attack-unknown-key", ("attack", "epsilon"), config={"attack": {"epsilon": 0.1}}),
     # -- figures
@@ -356,26 +364,35 @@ CASES = [
     Case("robustness-epsilons-empty", "robustness", config={"robustness": {"epsilons": []}}),
     Case("robustness-epsilon-out-of-range", "robustness.epsilons", config={"robustness": {"epsilons": [2]}}),
     Case("robustness-samples-negative", "robustness.samples", config={"robustness": {"samples": -1}}),
+    Case("robustness-epsilon-twice", ("robustness.epsilons", "twice"),
+         config={"robustness": {"epsilons": [0.1, 0.0, 0.1]}}),
     # -- images
     Case("images-empty", "images", config={"images": []}),
-    Case("image-missing", ("images[0]", "cases/image-missing/nope.png"), config=case_image("image-missing", "nope.png")),
-    Case("image-zero-bytes", "cases/image-zero-bytes/empty.png", config=case_image("image-zero-bytes", "empty.png"),
-         files=write_file("empty.png", b"")),
-    Case("image-not-an-image", "cases/image-not-an-image/notes.png",
+    Case("images-not-a-list", ("images", "list"), config={"images": {"path": GOOD_IMAGE}}),
+    Case("image-path-empty", ("images[0].path", "empty"), config=image("")),
+    Case("image-missing", ("images[0].path", "file not found: cases/image-missing/nope.png"),
+         config=case_image("image-missing", "nope.png")),
+    Case("image-zero-bytes", ("images[0]", "cases/image-zero-bytes/empty.png", "empty"),
+         config=case_image("image-zero-bytes", "empty.png"), files=write_file("empty.png", b"")),
+    Case("image-not-an-image", ("images[0]", "cases/image-not-an-image/notes.png"),
          config=case_image("image-not-an-image", "notes.png"), files=write_file("notes.png", "hello\n")),
-    Case("image-truncated", "cases/image-truncated/truncated.png",
+    Case("image-truncated", ("images[0]", "cases/image-truncated/truncated.png"),
          config=case_image("image-truncated", "truncated.png"), files=truncated_png),
-    Case("image-over-40-megapixels", ("cases/image-over-40-megapixels/huge.png", "megapixels"),
+    Case("image-over-40-megapixels", ("images[0]", "cases/image-over-40-megapixels/huge.png", "megapixels"),
          config=case_image("image-over-40-megapixels", "huge.png"), files=huge_png),
-    Case("image-is-a-folder", ("cases/image-is-a-folder/folder.png", "not a file"),
+    Case("image-is-a-folder", ("images[0]", "cases/image-is-a-folder/folder.png", "is a folder"),
          config=case_image("image-is-a-folder", "folder.png"), files=folder_as_image),
-    Case("image-symlink-loop", ("cases/image-symlink-loop/loop-a.png", "symbolic links"),
+    Case("image-symlink-loop", ("images[0]", "cases/image-symlink-loop/loop-a.png", "loop of symbolic links"),
          config=case_image("image-symlink-loop", "loop-a.png"), files=symlink_loop),
-    Case("image-path-too-long", "images[0]", config=image("x" * 5000 + ".png")),
-    Case("image-path-nul-byte", "images[0]", config=image("images/a\x00b.png")),
+    Case("image-path-too-long", ("images[0].path", "too long"), config=image("x" * 5000 + ".png")),
+    Case("image-path-nul-byte", ("images[0].path", "not a valid file name"), config=image("images/a\x00b.png")),
     Case("image-listed-twice", ("images[1]", "twice"),
          config={"images": [{"path": GOOD_IMAGE}, {"path": "./" + GOOD_IMAGE}]}),
     Case("image-label-unknown", ("images[0]", "Zebra"), config=image(GOOD_IMAGE, label="Zebra")),
+    Case("image-label-unknown-to-new-data", ("images[0]", "Ankle boot"),
+         config={"data": {"class_names": TEN_NAMES}, **image(GOOD_IMAGE, label="Ankle boot")},
+         needs="pipeline.run_experiment to check the image list (labels, targets) right after the data stage: "
+               "today a model is trained for the new class names before the label is refused"),
     Case("image-label-number", "images[0].label", config=image(GOOD_IMAGE, label=5)),
     Case("image-id-not-a-slug", "images[0].id", config=image(GOOD_IMAGE, id="Bad ID")),
     Case("image-unknown-key", ("images[0]", "lable"), config=image(GOOD_IMAGE, lable="Trouser")),
@@ -399,6 +416,23 @@ CASES = [
          config={"images": None, "experiments": [
              {"id": "one", "images": [{"path": GOOD_IMAGE}]},
              {"id": "two", "figures": {"zoom_layer": "pool_7"}, "images": [{"path": GOOD_IMAGE}]}]}),
+    Case("experiment-without-images", ("experiments[0] (one).images", "required"),
+         config={"images": None, "experiments": [{"id": "one"}]}),
+    Case("experiment-data-path-missing", ("experiments[1] (two).data.path", "elsewhere"),
+         config={"images": None, "experiments": [
+             {"id": "one", "images": [{"path": GOOD_IMAGE}]},
+             {"id": "two", "data": {"path": "elsewhere"}, "images": [{"path": GOOD_IMAGE}]}]}),
+    Case("experiment-class-names-count", ("experiment 'two'", "data.class_names", "3 class names"),
+         config={"images": None, "experiments": [
+             {"id": "one", "images": [{"path": GOOD_IMAGE}]},
+             {"id": "two", "data": {"class_names": ["a", "b", "c"]}, "images": [{"path": GOOD_IMAGE}]}]}),
+    Case("experiment-model-lambda-layer", ("experiments[1] (two).model.path", "Lambda"),
+         config={"images": None, "experiments": [
+             {"id": "one", "images": [{"path": GOOD_IMAGE}]},
+             {"id": "two",
+              "model": {"source": "file", "path": "cases/experiment-model-lambda-layer/lambda_layer.keras"},
+              "images": [{"path": GOOD_IMAGE}]}]},
+         files=copy_fixture("lambda_layer.keras")),
     Case("experiment-image-missing", ("experiments[1] (two).images[0]", "nope.png"),
          config={"images": None, "experiments": [
              {"id": "one", "images": [{"path": GOOD_IMAGE}]},
@@ -413,17 +447,69 @@ def write_case_config(project: Path, case: Case) -> str:
     target = project / "site_config" / f"{case.id}.yml"
     if case.text is not None:
         target.write_bytes(case.text.encode("utf-8", "surrogateescape"))
-    else:
-        config = base_config()
-        for key, value in case.config.items():
-            if value is None:
-                config.pop(key, None)
-            elif isinstance(value, dict) and isinstance(config.get(key), dict):
-                config[key] = {**config[key], **value}
-            else:
-                config[key] = value
-        target.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=10**9))
+        return f"site_config/{case.id}.yml"
+    config = base_config()
+    for key, value in case.config.items():
+        if value is None:
+            config.pop(key, None)
+        elif isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    target.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=10**9))
     return f"site_config/{case.id}.yml"
+
+
+@dataclass
+class Outcome:
+    """What ``check`` and ``build`` did with one case, and whether the site was left alone."""
+
+    project: Path
+    check: subprocess.CompletedProcess
+    build: subprocess.CompletedProcess
+    site_unchanged: bool
+    leftovers: list[str]
+
+
+def run_case(project: Path, case: Case) -> Outcome:
+    site_before = tree_digest(project / "site")
+    folder = project / "cases" / case.id
+    folder.mkdir(parents=True, exist_ok=True)
+    if case.files:
+        case.files(folder)
+    config_arg = write_case_config(project, case)
+    # check and build side by side: check never writes.
+    check = butterfly(project, "check", "--config", config_arg, env=case.env)
+    build = butterfly(project, "build", "--config", config_arg, env=case.env)
+    checked, built = finish(check), finish(build)
+    return Outcome(project, checked, built, tree_digest(project / "site") == site_before,
+                   [p.name for p in project.iterdir() if p.name.startswith(".site")])
+
+
+# Cases run in this many copies of the built project at once; each copy runs its cases one
+# after the other, so every build sees the site the case before it left.
+PROJECTS_AT_ONCE = 4
+
+
+@pytest.fixture(scope="module")
+def outcomes(built_project) -> dict[str, Outcome]:
+    """Every case of the corpus, run once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    projects = [built_project]
+    for number in range(1, PROJECTS_AT_ONCE):
+        copy = built_project.with_name(f"project-{number}")
+        shutil.copytree(built_project, copy, symlinks=True)
+        projects.append(copy)
+
+    def run_share(number: int) -> dict[str, Outcome]:
+        return {case.id: run_case(projects[number], case) for case in CASES[number::PROJECTS_AT_ONCE]}
+
+    results: dict[str, Outcome] = {}
+    with ThreadPoolExecutor(PROJECTS_AT_ONCE) as pool:
+        for share in pool.map(run_share, range(PROJECTS_AT_ONCE)):
+            results.update(share)
+    return results
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -434,7 +520,7 @@ def assert_one_clean_error(result: subprocess.CompletedProcess, names, project: 
     assert "Traceback" not in result.stderr, f"{command}: {result.stderr}"
     assert result.returncode == 2, f"{command}: exit {result.returncode}: {result.stderr[-3000:]}"
     lines = error_lines(result.stderr)
-    assert len(lines) == 1, f"{command}: expected one error line, got: {lines[:10]}"
+    assert len(lines) == 1, f"{command}: expected one error line, got: {[line[:300] for line in lines[:10]]}"
     line = lines[0]
     assert line.startswith("butterfly: error: "), f"{command}: {line}"
     assert len(line) <= LONGEST_ERROR_LINE, f"{command}: error line of {len(line)} characters"
@@ -445,29 +531,21 @@ def assert_one_clean_error(result: subprocess.CompletedProcess, names, project: 
     return line
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_bad_input_is_one_line_and_leaves_the_site_alone(built_project, case):
-    project = built_project
-    site_before = tree_digest(project / "site")
-    folder = project / "cases" / case.id
-    folder.mkdir(parents=True, exist_ok=True)
-    if case.files:
-        case.files(folder)
-    config_arg = write_case_config(project, case)
-
-    # check and build run side by side: check never writes, and two cores halve the wait.
-    check = butterfly(project, "check", "--config", config_arg, env=case.env)
-    build = butterfly(project, "build", "--config", config_arg, env=case.env)
-    checked, built = finish(check), finish(build)
-
-    assert_one_clean_error(built, case.names, project, "build")
+@pytest.mark.parametrize("case", [
+    pytest.param(case, id=case.id, marks=[pytest.mark.xfail(strict=True, reason=case.needs)] if case.needs else [])
+    for case in CASES])
+@pytest.mark.slow
+def test_bad_input_is_one_line_and_leaves_the_site_alone(outcomes, case):
+    outcome = outcomes[case.id]
+    assert_one_clean_error(outcome.build, case.names, outcome.project, "build")
+    assert "training Tiny VGG" not in outcome.build.stderr, "a model was trained before the input was refused"
     if case.check_passes:
-        assert checked.returncode == 0 and checked.stderr.strip() == "", checked.stderr
+        assert outcome.check.returncode == 0 and outcome.check.stderr == "", outcome.check.stderr
     else:
-        assert_one_clean_error(checked, case.names, project, "check")
-        assert checked.stderr.count("\n") == 1, checked.stderr
-    assert tree_digest(project / "site") == site_before
-    assert not [p.name for p in project.iterdir() if p.name.startswith(".site")]
+        assert_one_clean_error(outcome.check, case.names, outcome.project, "check")
+        assert outcome.check.stderr.count("\n") == 1, outcome.check.stderr
+    assert outcome.site_unchanged
+    assert outcome.leftovers == []
 
 
 def test_no_config_given_reads_the_current_folder(tmp_path):
@@ -476,6 +554,56 @@ def test_no_config_given_reads_the_current_folder(tmp_path):
     result = finish(butterfly(tmp_path, "check"))
     assert result.returncode == 2
     assert error_lines(result.stderr) == ["butterfly: error: config file not found: site_config/site.yml"]
+
+
+@pytest.mark.slow
+def test_extreme_aspect_images_are_accepted(built_project):
+    """A strip of one pixel either way is cropped to its middle pixel, not to nothing."""
+    folder = built_project / "aspect"
+    folder.mkdir()
+    Image.fromarray(np.tile(np.arange(0, 250, 25, dtype=np.uint8), 300)[np.newaxis]).save(folder / "wide.png")
+    Image.fromarray(np.tile(np.arange(0, 250, 25, dtype=np.uint8), 300)[:, np.newaxis]).save(folder / "tall.png")
+    config = base_config()
+    config["images"] = [{"path": "aspect/wide.png"}, {"path": "aspect/tall.png"}]
+    (built_project / "site_config" / "aspect.yml").write_text(yaml.safe_dump(config))
+    result = finish(butterfly(built_project, "check", "--config", "site_config/aspect.yml"))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert "2 images" in result.stdout
+
+
+# --- how messages show paths --------------------------------------------------------------------
+
+def test_paths_are_shown_relative_to_their_project(tmp_path, monkeypatch):
+    from generator.inputs.paths import shown_path
+
+    (tmp_path / "project" / "site_config").mkdir(parents=True)
+    assert shown_path(tmp_path / "project" / "images" / "a.png") == "images/a.png"
+    assert shown_path(tmp_path / "project" / "images" / ".." / "b.png") == "b.png"
+    assert shown_path("images/a.png") == "images/a.png"   # as the config wrote it
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert shown_path(tmp_path / "home" / "data" / "x.png") == "~/data/x.png"
+    assert shown_path("/elsewhere/x.png") == "/elsewhere/x.png"
+    assert shown_path("a\nb\x1b.png") == "a?b?.png"
+    assert len(shown_path("x" * 10_000)) == 200
+
+
+def test_file_problems_say_what_is_wrong(tmp_path):
+    from generator.inputs.paths import file_problem
+
+    (tmp_path / "file.png").write_bytes(b"x")
+    (tmp_path / "folder").mkdir()
+    symlink_loop(tmp_path)
+    os.symlink("gone.png", tmp_path / "dangling.png")
+    os.symlink("file.png", tmp_path / "link.png")
+    assert file_problem(tmp_path / "file.png") is None
+    assert file_problem(tmp_path / "link.png") is None
+    assert file_problem(tmp_path / "missing.png") == "not found"
+    assert file_problem(tmp_path / "file.png" / "below.png") == "not found"
+    assert file_problem(tmp_path / "folder") == "is a folder, not a file"
+    assert file_problem(tmp_path / "loop-a.png") == "is a loop of symbolic links"
+    assert file_problem(tmp_path / "dangling.png") == "is a broken symbolic link"
+    assert file_problem(tmp_path / ("x" * 5000)) == "has a name too long for the file system"
+    assert file_problem(tmp_path / "a\x00b") == "is not a valid file name"
 
 
 # --- keep going -------------------------------------------------------------------------------
@@ -488,7 +616,7 @@ def keep_going_build(built_project, tmp_path_factory):
     """A copy of the built project whose config lists one good image among bad ones (missing, a
     folder, a symbolic-link loop, a corrupt file), plus an extreme strip, built with --keep-going."""
     project = tmp_path_factory.mktemp("keep-going") / "project"
-    shutil.copytree(built_project, project, symlinks=True, ignore=shutil.ignore_patterns("cases", ".download-cache"))
+    shutil.copytree(built_project, project, symlinks=True, ignore=shutil.ignore_patterns("cases"))
     bad = project / "bad"
     bad.mkdir()
     (bad / "folder.png").mkdir()
@@ -509,11 +637,13 @@ def keep_going_build(built_project, tmp_path_factory):
     return project, plain, result
 
 
-def test_without_keep_going_the_first_bad_image_stops_the_build(built_project, keep_going_build):
+@pytest.mark.slow
+def test_without_keep_going_the_first_bad_image_stops_the_build(keep_going_build):
     project, plain, _ = keep_going_build
     assert_one_clean_error(plain, ("images[1]", "bad/missing.png"), project, "build")
 
 
+@pytest.mark.slow
 def test_keep_going_builds_the_good_images_and_lists_every_bad_one(keep_going_build):
     project, _, result = keep_going_build
     assert "Traceback" not in result.stderr
@@ -524,10 +654,10 @@ def test_keep_going_builds_the_good_images_and_lists_every_bad_one(keep_going_bu
     assert [image["source"] for image in experiment["images"]] == [GOOD_IMAGE, "bad/strip.png"]
     failures = {failure["source"]: failure["message"] for failure in experiment["failures"]}
     assert sorted(failures) == ["bad/folder.png", "bad/loop-a.png", "bad/missing.png", "bad/truncated.png"]
-    assert "not found" in failures["bad/missing.png"]
-    assert "not a file" in failures["bad/folder.png"]
-    assert "symbolic links" in failures["bad/loop-a.png"]
-    assert "cannot be decoded" in failures["bad/truncated.png"]
+    assert "images[1]" in failures["bad/missing.png"] and "not found" in failures["bad/missing.png"]
+    assert "images[2]" in failures["bad/folder.png"] and "is a folder" in failures["bad/folder.png"]
+    assert "images[3]" in failures["bad/loop-a.png"] and "loop of symbolic links" in failures["bad/loop-a.png"]
+    assert "images[4]" in failures["bad/truncated.png"] and "cannot be decoded" in failures["bad/truncated.png"]
     published = (project / "site" / "manifest.json").read_text() + "".join(
         page.read_text(encoding="utf-8") for page in (project / "site").rglob("*.html"))
     assert str(project) not in published and str(project.resolve()) not in published
@@ -535,6 +665,7 @@ def test_keep_going_builds_the_good_images_and_lists_every_bad_one(keep_going_bu
         assert source in (project / "site" / "en" / "index.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_keep_going_site_shows_text_payloads_as_text(keep_going_build):
     project, _, result = keep_going_build
     assert result.returncode == 0

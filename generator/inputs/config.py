@@ -29,9 +29,13 @@ from pydantic_core import PydanticCustomError
 
 from generator.analysis.attack import grid_problem
 from generator.errors import UserError, quote_value, shorten, suggest
+from generator.inputs.model_files import check_model_file
+from generator.inputs.paths import file_problem, project_root, shown_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = REPO_ROOT / "site_config" / "site.yml"
+# Read from the folder the command runs in: a project's own config, never the one of the folder
+# Butterfly is installed in (whose build a `butterfly clean` elsewhere would otherwise remove).
+DEFAULT_CONFIG = Path("site_config") / "site.yml"
 
 # Languages the site has templates for; site.languages chooses among them and their order.
 LANGUAGES = ("zh", "en")
@@ -46,6 +50,8 @@ def _number(value: Any) -> float:
 
 
 Number = Annotated[float, BeforeValidator(_number)]
+# Seeds go to NumPy and Keras, which take 0 to 2**32 - 1 only.
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
 def localized(value: LocalText | None, lang: str) -> str | None:
@@ -106,13 +112,30 @@ class SiteSection(Section):
 ClassName = Union[str, dict[Language, str]]
 
 
+def _check_class_names(values: list[ClassName] | None) -> list[ClassName] | None:
+    """Class names tell classes apart in labels, targets and figures: none empty, none twice
+    (in any language)."""
+    if values is None:
+        return values
+    for lang in (None, *LANGUAGES):
+        names = [canonical(value) if lang is None else localized(value, lang) for value in values]
+        for index, name in enumerate(names):
+            if not name.strip():
+                raise ValueError(f"class name [{index}] is empty")
+            if name in names[:index]:
+                raise ValueError(f"{quote_value(name)} is listed twice (classes [{names.index(name)}] and [{index}])")
+    return values
+
+
 class DataSection(Section):
     source: Literal["embedded", "idx", "folder", "download", "none"] = "embedded"
     path: Optional[str] = None
     recipe: Optional[Literal["fashion-mnist", "cifar-10", "tiny-imagenet-cnn-explainer"]] = None
     class_names: Optional[list[ClassName]] = None
     validation_split: Number = Field(0.2, gt=0.0, lt=1.0)
-    seed: int = 0
+    seed: Seed = 0
+
+    _names = field_validator("class_names")(_check_class_names)
 
 
 class ModelSection(Section):
@@ -122,6 +145,8 @@ class ModelSection(Section):
     input_range: list[Number] = Field(default_factory=lambda: [0.0, 1.0], min_length=2, max_length=2)
     blocks: int = Field(2, ge=1, le=4)
     filters: int = Field(10, ge=1, le=256)
+
+    _names = field_validator("class_names")(_check_class_names)
 
     @field_validator("input_range")
     @classmethod
@@ -135,7 +160,7 @@ class TrainingSection(Section):
     epochs: int = Field(8, ge=1, le=500)
     batch_size: int = Field(64, ge=1, le=4096)
     learning_rate: Number = Field(0.004, gt=0.0, le=1.0)
-    seed: int = 1
+    seed: Seed = 1
     probe_image: int = Field(0, ge=0)
 
 
@@ -157,7 +182,7 @@ class AttackSection(Section):
     target: Optional[str] = None
     iterations: int = Field(10, ge=1, le=1000)
     step_size: Optional[Number] = Field(None, gt=0.0, le=1.0)
-    noise_seed: int = 0
+    noise_seed: Seed = 0
     noise_draws: int = Field(8, ge=1, le=64)
     change_threshold: Number = Field(0.05, gt=0.0, lt=1.0)
 
@@ -199,9 +224,11 @@ class RobustnessSection(Section):
     @field_validator("epsilons")
     @classmethod
     def _in_range(cls, values: list[float]) -> list[float]:
-        for value in values:
+        for index, value in enumerate(values):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"every epsilon must lie in [0, 1], got {value}")
+            if value in values[:index]:
+                raise ValueError(f"lists the epsilon {value} twice")
         return sorted(float(v) for v in values)
 
     @model_validator(mode="after")
@@ -211,8 +238,11 @@ class RobustnessSection(Section):
         return self
 
 
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+
+
 class ImageEntry(Section):
-    path: str
+    path: str = Field(min_length=1)
     label: Optional[str] = None
     title: Optional[LocalText] = None
     caption: Optional[LocalText] = None
@@ -221,9 +251,16 @@ class ImageEntry(Section):
 
     _local = field_validator("title", "caption")(_check_local_text)
 
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str | None) -> str | None:
+        if value is not None and not _SLUG.match(value):
+            raise ValueError(f"must be lower-case letters, digits and hyphens (the page's name), "
+                             f"got {quote_value(value)}")
+        return value
+
 
 SECTIONS = ("data", "model", "training", "attack", "figures", "robustness")
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 
 
 class Experiment(Section):
@@ -250,7 +287,7 @@ class Experiment(Section):
     @classmethod
     def _slug(cls, value: str) -> str:
         if not _SLUG.match(value):
-            raise ValueError(f"must be lower-case letters, digits and hyphens, got {shorten(value)!r}")
+            raise ValueError(f"must be lower-case letters, digits and hyphens, got {quote_value(value)}")
         return value
 
     def resolve(self, relative: str) -> Path:
@@ -295,8 +332,10 @@ class _TopLevel(Section):
 # --- messages ----------------------------------------------------------------------------------
 
 def _key_path(loc: tuple) -> str:
+    """'images[0].attack.target' from pydantic's location; a key of absurd length is cut."""
     text = ""
     for part in loc:
+        part = part if isinstance(part, int) else shorten(part, 60)
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
 
@@ -342,6 +381,8 @@ def _describe(error: dict, model: Any) -> str:
         return f"must be {words[kind]} {bound}, got {shown}"
     if kind == "literal_error":
         return f"must be one of {error['ctx']['expected']}, got {shown}"
+    if kind == "string_too_short":
+        return "must not be empty"
     if kind == "too_short":
         return "must list at least one entry" if error["ctx"].get("min_length", 1) <= 1 else \
             f"must list at least {error['ctx']['min_length']} entries"
@@ -373,12 +414,6 @@ def _problems(error: ValidationError, model: Any, prefix: str = "") -> list[str]
 
 
 # --- loading -----------------------------------------------------------------------------------
-
-def project_root(config_file: Path) -> Path:
-    """The folder paths in a config are relative to: the one holding site_config/, else the file's own."""
-    folder = Path(config_file).resolve().parent
-    return folder.parent if folder.name == "site_config" else folder
-
 
 def _merged(top: _TopLevel, raw: dict) -> dict:
     """An experiment's mapping with the top-level sections merged under its own, key by key."""
@@ -427,19 +462,31 @@ def parse_config(data: Any, config_file: Path) -> Config:
     return Config(site=top.site, experiments=experiments, config_file=config_file, base_dir=base_dir)
 
 
-def check_inputs(config: Config) -> None:
-    """Checks that need the file system: configured files and folders exist."""
+def _file_message(written: str, problem: str) -> str:
+    """'file not found: images/a.png' or 'images/a.png is a folder, not a file'."""
+    shown = shown_path(written)
+    return f"file not found: {shown}" if problem == "not found" else f"{shown} {problem}"
+
+
+def check_inputs(config: Config, *, keep_going: bool = False) -> None:
+    """Checks that need the file system: configured files and folders exist and are what they
+    should be; a model file is checked as far as that needs no TensorFlow. With ``keep_going``
+    an image that cannot be read is left to the images stage, which builds the other images and
+    lists the failures."""
     problems = []
     for experiment in config.experiments:
         key = experiment.key
-        for i, entry in enumerate(experiment.images):
-            if not experiment.resolve(entry.path).is_file():
-                problems.append(f"{key(f'images[{i}].path')}: file not found: {shorten(entry.path)}")
+        for i, entry in enumerate([] if keep_going else experiment.images):
+            problem = file_problem(experiment.resolve(entry.path))
+            if problem:
+                problems.append(f"{key(f'images[{i}].path')}: {_file_message(entry.path, problem)}")
         data, model = experiment.data, experiment.model
         if data.source in ("idx", "folder") and not data.path:
             problems.append(f"{key('data.path')}: required when data.source is '{data.source}'")
         elif data.source in ("idx", "folder") and not experiment.resolve(data.path).is_dir():
-            problems.append(f"{key('data.path')}: folder not found: {shorten(data.path)}")
+            problems.append(f"{key('data.path')}: " + (f"{shown_path(data.path)} is not a folder"
+                                                       if experiment.resolve(data.path).exists()
+                                                       else f"folder not found: {shown_path(data.path)}"))
         if data.source == "none" and model.source == "train":
             problems.append(f"{key('data.source')}: 'none' needs model.source: file (training needs data)")
         if data.source == "none" and model.source == "file" and not model.class_names:
@@ -450,14 +497,26 @@ def check_inputs(config: Config) -> None:
         if model.source == "file":
             if not model.path:
                 problems.append(f"{key('model.path')}: required when model.source is 'file'")
-            elif not experiment.resolve(model.path).exists():
-                problems.append(f"{key('model.path')}: file not found: {shorten(model.path)}")
+            else:
+                path = experiment.resolve(model.path)
+                # A TF.js model may be given as its folder (holding model.json).
+                problem = None if path.is_dir() and (path / "model.json").is_file() else file_problem(path)
+                if problem:
+                    problems.append(f"{key('model.path')}: {_file_message(model.path, problem)}")
+                else:
+                    try:   # what can be known without TensorFlow: the file's type, container, layers
+                        check_model_file(path)
+                    except UserError as error:
+                        problems.append(f"{key('model.path')}: {error}")
     if problems:
         raise UserError(f"{config.config_file}: " + "; ".join(problems))
 
 
-def load_config(path: Path | str | None = None) -> Config:
-    """Read, validate and check a config file; every problem is a UserError naming the key."""
+def load_config(path: Path | str | None = None, *, keep_going: bool = False) -> Config:
+    """Read, validate and check a config file; every problem is a UserError naming the key.
+
+    ``keep_going`` (``butterfly build --keep-going``) leaves unreadable images to the images
+    stage, so that the other images are built."""
     from generator.inputs.yaml_safe import read_yaml_file
 
     config_file = Path(path) if path else DEFAULT_CONFIG
@@ -465,7 +524,7 @@ def load_config(path: Path | str | None = None) -> Config:
         raise UserError(f"config file not found: {config_file}")
     data = read_yaml_file(config_file)
     config = parse_config(data if data is not None else {}, config_file)
-    check_inputs(config)
+    check_inputs(config, keep_going=keep_going)
     return config
 
 

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from generator.errors import UserError
+from generator.inputs.paths import shown_path
 
 CONTENT_DIR = Path(__file__).resolve().parents[2] / "content"
 EMBEDDED_DIR = CONTENT_DIR / "fashion-mnist"
@@ -68,23 +71,26 @@ class Dataset:
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (optionally gzip-compressed) into an array of its stated shape."""
     path = Path(path)
+    shown = shown_path(path)
     try:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
     except FileNotFoundError:
-        raise UserError(f"IDX file not found: {path}") from None
-    except (OSError, EOFError) as error:
-        raise UserError(f"cannot read IDX file {path}: {error}") from None
+        raise UserError(f"IDX file not found: {shown}") from None
+    except (OSError, EOFError, zlib.error) as error:
+        raise UserError(f"IDX file {shown} cannot be read: {getattr(error, 'strerror', None) or error}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise UserError(f"not an IDX file: {path}")
+        raise UserError(f"not an IDX file: {shown}")
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     ndim = raw[3]
     header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise UserError(f"IDX file {shown} is truncated: its header is cut short")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
-        raise UserError(f"IDX file {path} is truncated or damaged: {len(raw)} bytes, expected {expected}")
+        raise UserError(f"IDX file {shown} is truncated or damaged: {len(raw):,} bytes, expected {expected:,}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
@@ -100,7 +106,7 @@ def _find_idx(directory: Path, stem: str) -> Path:
     for candidate in (directory / stem, directory / f"{stem}.gz"):
         if candidate.exists():
             return candidate
-    raise UserError(f"IDX directory {directory} has no {stem} (or {stem}.gz)")
+    raise UserError(f"IDX directory {shown_path(directory)} has no {stem} (or {stem}.gz)")
 
 
 def _images_to_float(images: np.ndarray) -> np.ndarray:
@@ -114,17 +120,33 @@ def load_idx_dataset(directory: Path, class_names: list[str] | None = None, *, n
                      source: str = "idx", provenance: str | dict = "", licence: str = "") -> Dataset:
     """Load the four IDX files of an MNIST-style directory."""
     directory = Path(directory)
+    shown = shown_path(directory)
     if not directory.is_dir():
-        raise UserError(f"IDX directory not found: {directory}")
+        raise UserError(f"IDX directory not found: {shown}")
     arrays = {key: read_idx(_find_idx(directory, stem)) for key, stem in IDX_FILES.items()}
     for split in ("train", "test"):
-        if len(arrays[f"{split}_images"]) != len(arrays[f"{split}_labels"]):
-            raise UserError(f"IDX directory {directory}: {split} images and labels differ in count")
-    n_classes = int(max(arrays["train_labels"].max(), arrays["test_labels"].max())) + 1
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim not in (3, 4) or labels.ndim != 1:
+            raise UserError(f"IDX directory {shown}: {split} images must be (N, H, W) or (N, H, W, C) and labels (N,), "
+                            f"got {images.shape} and {labels.shape}")
+        if len(images) != len(labels):
+            raise UserError(f"IDX directory {shown}: {split} images and labels differ in count "
+                            f"({len(images):,} and {len(labels):,})")
+        if len(images) == 0:
+            raise UserError(f"IDX directory {shown}: no {split} images")
+    all_labels = np.concatenate([arrays["train_labels"], arrays["test_labels"]])
+    if all_labels.min() < 0:
+        raise UserError(f"IDX directory {shown}: labels must be class indices 0, 1, 2, ...; found "
+                        f"{int(all_labels.min())}")
+    n_classes = int(all_labels.max()) + 1
+    if len(np.unique(all_labels)) < 2:
+        raise UserError(f"IDX directory {shown}: every label is {int(all_labels[0])}, so there is one class only; "
+                        "a classifier needs at least two")
     if class_names is None:
         class_names = FASHION_MNIST_CLASSES if n_classes == 10 else [str(i) for i in range(n_classes)]
     if len(class_names) < n_classes:
-        raise UserError(f"IDX directory {directory} has {n_classes} classes but {len(class_names)} class names")
+        raise UserError(f"data.class_names: the IDX files in {shown} have {n_classes} classes but "
+                        f"{len(class_names)} class names are given")
     return Dataset(
         name=name or directory.name,
         source=source,
@@ -133,7 +155,7 @@ def load_idx_dataset(directory: Path, class_names: list[str] | None = None, *, n
         y_train=arrays["train_labels"].astype(np.int64),
         x_test=_images_to_float(arrays["test_images"]),
         y_test=arrays["test_labels"].astype(np.int64),
-        provenance=provenance or f"IDX files from {directory}",
+        provenance=provenance or f"IDX files from {shown}",
         licence=licence,
     )
 

@@ -38,7 +38,8 @@ import numpy as np
 
 from generator.inputs.datasets import FASHION_MNIST_CLASSES, Dataset, load_idx_dataset
 from generator.cache import file_digest
-from generator.errors import UserError, suggest
+from generator.errors import UserError, shorten, suggest
+from generator.inputs.paths import shown_path
 
 ENV_CACHE = "BUTTERFLY_CACHE"
 ENV_BASE_URL = "BUTTERFLY_DOWNLOAD_URL"
@@ -175,7 +176,7 @@ def download_file(url: str, target: str | Path, remote: RemoteFile | None = None
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     temporary = Path(temporary)
-    by_hand = f"save it by hand as {target}, or use data.source: idx or folder"
+    by_hand = f"save it by hand as {shown_path(target)}, or use data.source: idx or folder"
     try:
         with os.fdopen(handle, "wb") as out:
             try:
@@ -401,31 +402,32 @@ def read_cifar10_tarball(path: str | Path):
                 key = member.name[len(prefix):] if member.name.startswith(prefix) else None
                 if key in batches and member.isfile():
                     if member.size > 200_000_000:
-                        raise UserError(f"{path}: member {member.name} is implausibly large")
+                        raise UserError(f"{shown_path(path)}: member {shorten(member.name)} is implausibly large")
                     batches[key] = archive.extractfile(member).read()
     except (tarfile.TarError, OSError, EOFError) as error:
-        raise UserError(f"{path}: cannot read the CIFAR-10 tarball ({error})") from None
+        raise UserError(f"{shown_path(path)}: cannot read the CIFAR-10 tarball ({error})") from None
     missing = [key for key in batches if key != "batches.meta" and batches[key] is None]
     if missing:
-        raise UserError(f"{path}: not the CIFAR-10 python tarball (missing {', '.join(prefix + m for m in missing)})")
+        raise UserError(f"{shown_path(path)}: not the CIFAR-10 python tarball (missing "
+                        f"{', '.join(prefix + m for m in missing)})")
 
     def images_and_labels(key: str):
-        batch = _safe_unpickle(batches[key], f"{path}:{prefix}{key}")
+        batch = _safe_unpickle(batches[key], f"{shown_path(path)}:{prefix}{key}")
         try:
             data = np.asarray(batch["data"], dtype=np.uint8)
             labels = np.asarray(batch["labels"], dtype=np.int64)
             images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # rows hold R, then G, then B planes
         except (KeyError, ValueError) as error:
-            raise UserError(f"{path}:{prefix}{key}: unexpected batch layout ({error})") from None
+            raise UserError(f"{shown_path(path)}:{prefix}{key}: unexpected batch layout ({error})") from None
         if len(images) != len(labels):
-            raise UserError(f"{path}:{prefix}{key}: {len(images)} images but {len(labels)} labels")
+            raise UserError(f"{shown_path(path)}:{prefix}{key}: {len(images)} images but {len(labels)} labels")
         return images, labels
 
     train = [images_and_labels(f"data_batch_{i}") for i in range(1, 6)]
     x_test, y_test = images_and_labels("test_batch")
     class_names = list(CIFAR10_CLASSES)
     if batches["batches.meta"] is not None:
-        meta = _safe_unpickle(batches["batches.meta"], f"{path}:{prefix}batches.meta")
+        meta = _safe_unpickle(batches["batches.meta"], f"{shown_path(path)}:{prefix}batches.meta")
         names = meta.get("label_names")
         if isinstance(names, list) and len(names) == 10:
             class_names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
@@ -460,7 +462,8 @@ def extract_tiny_imagenet_subset(zip_path: str | Path, destination: str | Path,
             try:
                 annotations = archive.read(_TINY_VAL_ANNOTATIONS).decode("utf-8")
             except KeyError:
-                raise UserError(f"{zip_path}: not the Tiny ImageNet zip (no {_TINY_VAL_ANNOTATIONS})") from None
+                raise UserError(f"{shown_path(zip_path)}: not the Tiny ImageNet zip (no "
+                                f"{_TINY_VAL_ANNOTATIONS})") from None
             val_class = {}
             for line in annotations.splitlines():
                 fields = line.split("\t")
@@ -481,17 +484,18 @@ def extract_tiny_imagenet_subset(zip_path: str | Path, destination: str | Path,
                     split, file_name = "test", match.group(1)
                     wnid = val_class[file_name]
                 if info.file_size > MAX_MEMBER_BYTES:
-                    raise UserError(f"{zip_path}: member {info.filename} is implausibly large")
+                    raise UserError(f"{shown_path(zip_path)}: member {shorten(info.filename)} is implausibly large")
                 (staging / split / name_of[wnid] / file_name).write_bytes(archive.read(info))
                 counts[split] += 1
         empty = [f"{split}/{name}" for split in ("train", "test") for name, _ in classes
                  if not any((staging / split / name).iterdir())]
         if empty:
-            raise UserError(f"{zip_path}: no images found for {', '.join(empty)}; is it the Tiny ImageNet zip?")
+            raise UserError(f"{shown_path(zip_path)}: no images found for {', '.join(empty)}; is it the Tiny ImageNet "
+                            "zip?")
         os.replace(staging, destination)
     except (zipfile.BadZipFile, OSError) as error:
         shutil.rmtree(staging, ignore_errors=True)
-        raise UserError(f"{zip_path}: cannot read the Tiny ImageNet zip ({error})") from None
+        raise UserError(f"{shown_path(zip_path)}: cannot read the Tiny ImageNet zip ({error})") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -20,10 +20,10 @@ from typing import Sequence
 
 import numpy as np
 
+from generator.errors import UserError, quote_value, suggest
 from generator.inputs.datasets import Dataset
-from generator.errors import UserError
-from generator.errors import suggest
 from generator.inputs.images import IMAGE_SUFFIXES, infer_input_shape, load_image
+from generator.inputs.paths import shown_path
 
 
 def list_class_folders(root: str | Path, class_names: Sequence[str] | None = None) -> dict[str, list[Path]]:
@@ -33,30 +33,34 @@ def list_class_folders(root: str | Path, class_names: Sequence[str] | None = Non
     every non-hidden sub-folder is a class, sorted by name.
     """
     root = Path(root)
+    shown = shown_path(root)
     if not root.exists():
-        raise UserError(f"data folder not found: {root}")
+        raise UserError(f"data folder not found: {shown}")
     if not root.is_dir():
-        raise UserError(f"data folder {root} is not a folder")
+        raise UserError(f"data folder {shown} is not a folder")
     present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not present:
-        raise UserError(f"data folder {root} has no class sub-folders (expected one sub-folder of images per class)")
+        raise UserError(f"data folder {shown} has no class sub-folders (expected one sub-folder of images per class)")
     if class_names is None:
         names = present
     else:
         names = list(class_names)
         for name in names:
             if name not in present:
-                raise UserError(f"data folder {root} has no sub-folder for class '{name}'{suggest(name, present)}")
+                raise UserError(f"data folder {shown} has no sub-folder for class {quote_value(name)}"
+                                f"{suggest(name, present)}")
     folders: dict[str, list[Path]] = {}
     for name in names:
         folder = root / name
         files = sorted(p for p in folder.iterdir()
                        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise UserError(f"class folder {folder} has no images (expected {', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise UserError(f"class folder {shown_path(folder)} has no images (expected "
+                            f"{', '.join(sorted(IMAGE_SUFFIXES))})")
         folders[name] = files
     if len(folders) < 2:
-        raise UserError(f"data folder {root} has only one class ('{names[0]}'); a classifier needs at least two")
+        raise UserError(f"data folder {shown} has only one class ({quote_value(names[0])}); "
+                        "a classifier needs at least two")
     return folders
 
 
@@ -121,7 +125,7 @@ def load_folder_dataset(root: str | Path, input_shape: Sequence[int] | None = No
         class_names=names,
         x_train=x[train], y_train=y[train],
         x_test=x[test], y_test=y[test],
-        provenance=(f"{len(files)} images from the folder {root} (per class: {counts}); "
+        provenance=(f"{len(files)} images from the folder {shown_path(root)} (per class: {counts}); "
                     f"{len(test)} held out for testing with validation_split {validation_split}, seed {seed}"),
         licence=licence,
     )

@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from generator.errors import UserError, quote_value, shorten, suggest
+from generator.inputs.paths import file_problem, shown_path
 
 
 MAX_IMAGE_PIXELS = 40_000_000
@@ -46,18 +47,17 @@ _SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 
 # --- decoding -------------------------------------------------------------------------------
 
-def open_image(path: str | Path) -> Image.Image:
-    """Decode the first frame of an image file, EXIF-oriented, fully loaded (no lazy file handle)."""
+def open_image(path: str | Path, shown: str | None = None) -> Image.Image:
+    """Decode the first frame of an image file, EXIF-oriented, fully loaded (no lazy file handle).
+
+    ``shown`` is how messages name the file (default: :func:`shown_path`)."""
     path = Path(path)
-    shown = _shown_path(path)
-    try:
-        exists, is_file = path.exists(), path.is_file()
-    except OSError as error:   # a name too long for the file system, for one
-        raise UserError(f"image {shown} cannot be opened: {error.strerror or error}") from None
-    if not exists:
-        raise UserError(f"image not found: {shown}")
-    if not is_file:
-        raise UserError(f"image {shown} is not a file")
+    shown = shown_path(shown if shown is not None else path)
+    problem = file_problem(path)
+    if problem:
+        raise UserError(f"image {shown} {problem}")
+    if path.stat().st_size == 0:
+        raise UserError(f"image {shown} is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -82,12 +82,8 @@ def open_image(path: str | Path) -> Image.Image:
         raise UserError(f"image {shown} cannot be read (permission denied)") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        detail = shorten(detail.replace(str(path), shown), 160)
         raise UserError(f"image {shown} cannot be decoded (corrupt or truncated?): {detail}") from None
-
-
-def _shown_path(path: str | Path) -> str:
-    """A path as a one-line message shows it: control characters as '?', cut if absurdly long."""
-    return "".join(c if c.isprintable() else "?" for c in shorten(str(path), 200))
 
 
 def channels_of(image: Image.Image) -> int:
@@ -164,9 +160,10 @@ def image_to_array(image: Image.Image, input_shape: Sequence[int]) -> np.ndarray
     return np.clip(pixels, 0.0, 1.0).astype(np.float32)
 
 
-def load_image(path: str | Path, input_shape: Sequence[int]) -> np.ndarray:
-    """Decode ``path`` and apply the image policy: (H, W, C) float32 in [0, 1]."""
-    return image_to_array(open_image(path), input_shape)
+def load_image(path: str | Path, input_shape: Sequence[int], shown: str | None = None) -> np.ndarray:
+    """Decode ``path`` and apply the image policy: (H, W, C) float32 in [0, 1]. ``shown`` is how
+    messages name the file."""
+    return image_to_array(open_image(path, shown), input_shape)
 
 
 def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -190,13 +187,15 @@ class ImageEntry:
     """One image to attack, validated.
 
     ``source`` is the path as the configuration wrote it (for the manifest); ``path`` the
-    resolved file; ``id`` a URL-safe slug unique in the list; ``attack`` holds any per-image
-    attack overrides, untouched; ``pixels`` the decoded (H, W, C) array when it was requested.
+    resolved file; ``index`` the entry's position in the configured list; ``id`` a URL-safe
+    slug unique in the list; ``attack`` holds any per-image attack overrides, untouched;
+    ``pixels`` the decoded (H, W, C) array when it was requested.
     """
 
     id: str
     source: str
     path: Path
+    index: int
     label: str | None = None
     title: str = ""
     caption: str | None = None
@@ -217,9 +216,9 @@ class _EntryProblem(Exception):
 
 def _describe(index: int, raw: Any) -> str:
     if isinstance(raw, dict) and isinstance(raw.get("path"), str):
-        return _shown_path(raw["path"])
+        return shown_path(raw["path"])
     if isinstance(raw, (str, Path)):
-        return _shown_path(raw)
+        return shown_path(raw)
     return f"images[{index}]"
 
 
@@ -232,18 +231,16 @@ def _parse_entry(index: int, raw: Any, class_names: Sequence[str], base_dir: Pat
     source = raw.get("path")
     if not isinstance(source, str) or not source.strip():
         raise _EntryProblem(f"{where}: 'path' is missing or empty")
-    shown = _shown_path(source)
-    try:
-        path = Path(source).expanduser()
-        if not path.is_absolute():
-            path = base_dir / path
-        path = path.resolve()
-        if not path.is_file():
-            what = "is not a file" if path.exists() else "not found"
-            raise _EntryProblem(f"{where}: image {shown} {what} (looked at {_shown_path(path)})")
-    except (OSError, RuntimeError, ValueError) as error:   # too long, a symlink loop, a NUL byte
-        raise _EntryProblem(f"{where}: image {shown} cannot be opened: "
-                            f"{getattr(error, 'strerror', None) or error}") from None
+    shown = shown_path(source)
+    path = Path(source).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    # Checked before resolving: resolving a loop of symbolic links raises, and a message must
+    # say what is wrong with the file, not how Python failed to follow it.
+    problem = file_problem(path)
+    if problem:
+        raise _EntryProblem(f"{where}: image {shown} {problem}")
+    path = path.resolve()
     where = f"{where} ({shown})"
     label = raw.get("label")
     if label is not None:
@@ -268,7 +265,7 @@ def _parse_entry(index: int, raw: Any, class_names: Sequence[str], base_dir: Pat
         if key not in _ENTRY_KEYS:
             raise _EntryProblem(f"{where}: unknown key {quote_value(key)}{suggest(str(key), _ENTRY_KEYS)}; "
                                 f"allowed: {', '.join(_ENTRY_KEYS)}")
-    return ImageEntry(id=explicit_id or "", source=source, path=path, label=label,
+    return ImageEntry(id=explicit_id or "", source=source, path=path, index=index, label=label,
                       title=title or path.stem, caption=caption, attack=dict(attack))
 
 
@@ -288,15 +285,19 @@ def _walk_image_list(entries: Sequence[Any], class_names: Sequence[str], base_di
         try:
             entry = _parse_entry(index, raw, class_names, base_dir)
             if entry.path in seen_paths:
-                raise _EntryProblem(
-                    f"images[{index}]: {_shown_path(entry.source)} is listed twice (also images[{seen_paths[entry.path]}])")
+                raise _EntryProblem(f"images[{index}]: {shown_path(entry.source)} is listed twice "
+                                    f"(also images[{seen_paths[entry.path]}])")
             if entry.id:
                 if entry.id in used_ids:
-                    raise _EntryProblem(f"images[{index}] ({_shown_path(entry.source)}): id {quote_value(entry.id)} is used twice")
+                    raise _EntryProblem(f"images[{index}] ({shown_path(entry.source)}): "
+                                        f"id {quote_value(entry.id)} is used twice")
             else:
                 entry.id = _unique_slug(slugify(entry.path.stem), used_ids | explicit_ids)
             if input_shape is not None:
-                entry.pixels = load_image(entry.path, input_shape)
+                try:
+                    entry.pixels = load_image(entry.path, input_shape, shown=entry.source)
+                except UserError as problem:
+                    raise _EntryProblem(f"images[{index}]: {problem}") from None
         except (_EntryProblem, UserError) as problem:
             message = str(problem)
             if stop_on_first:
@@ -336,7 +337,8 @@ def collect_image_list(entries: Sequence[Any], class_names: Sequence[str], base_
                        ) -> tuple[list[ImageEntry], list[dict[str, str]]]:
     """Like :func:`resolve_image_list` but keeps going: (accepted entries, failures).
 
-    Each failure is ``{"source": path as written, "message": one line}``; the first of two
-    duplicate entries is kept. Ids are assigned to accepted entries only.
+    Each failure is ``{"source": the path as messages show it (relative to the project), "message":
+    one line}``; the first of two duplicate entries is kept. Ids are assigned to accepted entries
+    only.
     """
     return _walk_image_list(entries, class_names, base_dir, input_shape, stop_on_first=False)

@@ -68,9 +68,15 @@ class Build:
         """``path`` relative to the project root when it lies inside it, else as given: the
         manifest and the pages are published and never show a local absolute path."""
         try:
-            return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
-        except (ValueError, OSError):
-            return str(path)
+            resolved = Path(path).resolve()
+        except (OSError, RuntimeError):  # a loop of symbolic links has no real path
+            resolved = Path(os.path.abspath(path))
+        for root in (self.root.resolve(), Path(os.path.abspath(self.root))):
+            try:
+                return resolved.relative_to(root).as_posix()
+            except ValueError:
+                pass
+        return str(path)
 
     def quiet_tensorflow(self):
         return quiet_tensorflow(self.verbose)
@@ -148,18 +154,30 @@ def quiet_tensorflow(verbose: bool = False):
     """Import TensorFlow, if it is not yet, with the notes its C++ core writes straight to stderr
     hidden (shown with --verbose); then run the block.
 
-    TensorFlow writes them only while it is imported, so only the import is muted: progress
-    bars and log lines of the block itself (training, the images stage) stay visible. Python
-    exceptions still propagate; only file descriptor 2 is muted, and only for the import.
+    TensorFlow writes them while it is imported, so only the import is muted: the progress bars
+    and log lines of the block itself (the images stage) stay visible. Training, whose data
+    pipeline writes more notes, is muted whole (see muted_stderr).
     """
-    if not verbose and "tensorflow" not in sys.modules:
-        sys.stderr.flush()
-        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 2)
-        try:
+    if "tensorflow" not in sys.modules:
+        with muted_stderr(verbose):
             import tensorflow  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.close(null)
     yield
+
+
+@contextmanager
+def muted_stderr(verbose: bool = False):
+    """Mute file descriptor 2 for the block (unless verbose): where TensorFlow's C++ core writes.
+
+    Python exceptions still propagate; output to stdout stays visible."""
+    if verbose:
+        yield
+        return
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)

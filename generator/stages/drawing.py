@@ -64,11 +64,16 @@ def worker_pool(jobs: int) -> ProcessPoolExecutor | None:
     else:
         context = multiprocessing.get_context("spawn")
     executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker)
-    # Start every worker now, so that they load while the main process loads TensorFlow.
+    # Start every worker now, so that they load while the main process computes.
     for _ in range(jobs):
         executor.submit(_ready)
     _pool = (jobs, executor)
     return executor
+
+
+def running_pool(jobs: int) -> bool:
+    """Whether this process already has its workers (``butterfly serve`` after its first build)."""
+    return _pool is not None and _pool[0] == jobs
 
 
 def stop_pool() -> None:
@@ -98,7 +103,7 @@ class Jobs:
 
     def __init__(self, build):
         self.build = build
-        self.pool = worker_pool(build.jobs)
+        self.pool: ProcessPoolExecutor | None = None
         self._finished: queue.Queue = queue.Queue()
         self._pending: dict[int, tuple[ExitStack, Callable, bool]] = {}
         self._numbers = itertools.count()
@@ -107,6 +112,12 @@ class Jobs:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    def start(self) -> None:
+        """Start the workers, if any (idempotent): as soon as a build knows it will draw many
+        figures, so that they load the figure code while it computes."""
+        if self.pool is None:
+            self.pool = worker_pool(self.build.jobs)
 
     def submit(self, stage: str, key: str, function: Callable, args: tuple, on_done: Callable,
                figure_set: bool = False) -> None:
@@ -119,6 +130,10 @@ class Jobs:
         self._pending[number] = (stack, on_done, figure_set)
         if self._first is None:
             self._first = time.perf_counter()
+        if self.pool is None and running_pool(self.build.jobs):
+            self.start()
+        # Without started workers (a few figures, say the comparison after a new title) this
+        # process draws: starting workers would take longer than the drawing.
         if self.pool is None:
             try:
                 self._finished.put((number, True, function(*args, out)))

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from generator.cache import code_version, content_key
-from generator.errors import UserError
 from generator.inputs.config import section_dict
 from generator.stages.context import ExperimentRun
 
@@ -99,9 +98,6 @@ def stage_extras(run: ExperimentRun, training: dict | None) -> tuple[dict, dict,
     from generator.figures.words import font_fingerprint
 
     experiment, cache = run.experiment, run.build.cache
-    if run.dataset is not None and experiment.training.probe_image >= len(run.dataset.x_test):
-        raise UserError(f"{experiment.key('training.probe_image')}: must be below the number of test images "
-                        f"({len(run.dataset.x_test):,}), got {experiment.training.probe_image}")
     key = content_key("extras", run.model_key, experiment.training.probe_image, section_dict(experiment.robustness),
                       experiment.attack.noise_seed, run.dataset.fingerprint() if run.dataset else None,
                       code_version("analysis"))

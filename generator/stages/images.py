@@ -62,10 +62,9 @@ def image_entries(run: ExperimentRun, input_shape) -> tuple[list, list[dict]]:
             entries = resolve_image_list(raw, names, experiment.base_dir, input_shape)
     except UserError as error:
         raise UserError(f"experiment '{run.id}': {error}") from None
-    by_path = {experiment.resolve(entry.path).resolve(): i for i, entry in enumerate(experiment.images)}
     for entry in entries:
-        index = by_path[entry.path]
-        entry.config, entry.where = experiment.images[index], experiment.key(f"images[{index}]")
+        # By position: resolving the path again would fail where the image list found a problem.
+        entry.config, entry.where = experiment.images[entry.index], experiment.key(f"images[{entry.index}]")
     for failure in failures:
         failure["source"] = run.build.relative(experiment.resolve(failure["source"]))
         failure["message"] = f"experiment '{run.id}': {failure['message']}"
@@ -81,13 +80,16 @@ def analysis_key(run: ExperimentRun, entry, settings, true_index) -> str:
 
 @dataclass(eq=False)
 class ImagePlan:
-    """One image of the stage: its entry, attack settings, true class, analysis cache key, and
-    what the stage learns (record, arrays when computed here, jobs still running)."""
+    """One image of the stage: its entry, attack settings, true class, analysis cache key, its
+    title and figure cache key per language, and what the stage learns (record, arrays when
+    computed here, jobs still running)."""
 
     entry: object
     settings: object
     true_index: int | None
     key: str
+    titles: dict | None = None
+    figure_keys: dict | None = None
     status: str = "cached"
     record: dict | None = None
     arrays: dict | None = None
@@ -98,7 +100,6 @@ class ImagePlan:
 def analyse(run: ExperimentRun, plans: list[ImagePlan]) -> list[tuple[ImagePlan, UserError]]:
     """Attack and probe the images of ``plans`` together, their model calls merged; fills each
     plan's record and arrays. Returns the (plan, error) of images that could not be attacked."""
-    from generator.analysis.attack import grid_size
     from generator.analysis.record import analyse_images
     from generator.progress import Progress
 
@@ -108,8 +109,7 @@ def analyse(run: ExperimentRun, plans: list[ImagePlan]) -> list[tuple[ImagePlan,
     iterative = any(plan.settings.method != "fgsm" for plan in plans)
     start = time.perf_counter()
     # FGSM searches take seconds; BIM and PGD ones run an attack per grid point and show progress.
-    total = sum(grid_size(p.settings.epsilon_start, p.settings.epsilon_step, p.settings.epsilon_max) for p in plans)
-    with Progress("[images] searching epsilon", total, "grid points", run.log,
+    with Progress("[images] searching epsilon", sum(p.settings.grid_size for p in plans), "grid points", run.log,
                   bar=None if iterative else False) as progress:
         results = analyse_images(model, [(p.entry.pixels, p.true_index, p.settings) for p in plans],
                                  run.classes.canonical, change_threshold=experiment.attack.change_threshold,
@@ -158,11 +158,14 @@ def draw_image_figures(record: dict, arrays: dict | Path, class_names: list[str]
     return made
 
 
-def figure_key(run: ExperimentRun, key: str, record: dict, lang: str) -> str:
+def figure_keys(run: ExperimentRun, plan: "ImagePlan") -> dict[str, str]:
+    """{language: cache key of the image's figures in it}."""
     from generator.figures.words import font_fingerprint
 
-    return content_key("figures", key, lang, font_fingerprint(lang), section_dict(run.experiment.figures),
-                       run.classes.by_language[lang], localized(record["title"], lang), code_version("figures"))
+    figures_code, figure_settings = code_version("figures"), section_dict(run.experiment.figures)
+    return {lang: content_key("figures", plan.key, lang, font_fingerprint(lang), figure_settings,
+                              run.classes.by_language[lang], plan.titles[lang], figures_code)
+            for lang in run.build.languages}
 
 
 def stage_images(run: ExperimentRun, input_shape) -> tuple[list[dict], list[dict]]:
@@ -208,9 +211,8 @@ def stage_images(run: ExperimentRun, input_shape) -> tuple[list[dict], list[dict
             plan.record = json.loads(json.dumps(plan.record))
         else:
             plan.record = json.loads((folder / "record.json").read_text())
-        title = entry.config.title or entry.title
         plan.record.update({"id": entry.id, "experiment": run.id, "source": build.relative(entry.path),
-                            "title": {lang: localized(title, lang) for lang in build.languages},
+                            "title": plan.titles,
                             "caption": ({lang: localized(entry.config.caption, lang) for lang in build.languages}
                                         if entry.config.caption else None),
                             "arrays": folder.relative_to(cache.root).as_posix() + "/arrays.npz",
@@ -218,8 +220,7 @@ def stage_images(run: ExperimentRun, input_shape) -> tuple[list[dict], list[dict
                             "figures": dict.fromkeys(build.languages), "figure_dirs": {}})
         # The jobs get a copy: the record gains its figures while they may still be queued.
         drawn_record = json.loads(json.dumps(plan.record))
-        for lang in build.languages:
-            fkey = figure_key(run, plan.key, plan.record, lang)
+        for lang, fkey in plan.figure_keys.items():
             plan.record["figure_dirs"][lang] = str(cache.path("figures", fkey))
             if cache.has("figures", fkey):
                 plan.record["figures"][lang] = json.loads((cache.path("figures", fkey) / "figures.json").read_text())
@@ -227,8 +228,8 @@ def stage_images(run: ExperimentRun, input_shape) -> tuple[list[dict], list[dict
             plan.running += 1
             jobs.submit("figures", fkey, draw_image_figures,
                         (drawn_record, plan.arrays if plan.arrays is not None else folder / "arrays.npz",
-                         run.classes.by_language[lang], localized(plan.record["title"], lang),
-                         run.experiment.figures, lang), lambda made, lang=lang: done(made, lang), figure_set=True)
+                         run.classes.by_language[lang], plan.titles[lang], run.experiment.figures, lang),
+                        lambda made, lang=lang: done(made, lang), figure_set=True)
         plan.arrays = None  # the jobs hold what they need
         plan.waited = plan.running > 1
         build.images_waiting += plan.waited
@@ -238,10 +239,17 @@ def stage_images(run: ExperimentRun, input_shape) -> tuple[list[dict], list[dict
         try:
             settings = attack_settings(run, entry.config.attack.model_dump(exclude_none=True), f"{entry.where}.attack")
             true_index = run.classes.index_of(entry.label) if entry.label else None
-            plans.append(ImagePlan(entry, settings, true_index, analysis_key(run, entry, settings, true_index)))
+            plan = ImagePlan(entry, settings, true_index, analysis_key(run, entry, settings, true_index))
+            title = entry.config.title or entry.title
+            plan.titles = {lang: localized(title, lang) for lang in build.languages}
+            plan.figure_keys = figure_keys(run, plan)
+            plans.append(plan)
         except UserError as error:
             fail(entry, error)
     computed = [plan for plan in plans if not cache.has("image", plan.key)]
+    undrawn = sum(not cache.has("figures", key) for plan in plans for key in plan.figure_keys.values())
+    if computed or undrawn > 1:
+        jobs.start()  # the workers load while the model loads and the images are analysed
     for plan in plans:
         if plan not in computed:
             submit(plan)

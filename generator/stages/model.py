@@ -19,7 +19,7 @@ from generator.cache import code_version, content_key, file_digest
 from generator.errors import UserError
 from generator.inputs.config import Experiment, section_dict
 from generator.inputs.datasets import Dataset, load_embedded, load_idx_dataset
-from generator.stages.context import ClassNames, ExperimentRun
+from generator.stages.context import ClassNames, ExperimentRun, muted_stderr
 
 
 def load_dataset(experiment: Experiment, class_names: list[str] | None) -> Dataset | None:
@@ -32,7 +32,7 @@ def load_dataset(experiment: Experiment, class_names: list[str] | None) -> Datas
         if class_names:
             if len(class_names) != len(dataset.class_names):
                 raise UserError(f"{experiment.key('data.class_names')}: the embedded data has "
-                                f"{len(dataset.class_names)} classes, {len(class_names)} names are given")
+                                f"{len(dataset.class_names)} classes, {len(class_names)} class names are given")
             dataset.class_names = list(class_names)
         return dataset
     if data.source == "idx":
@@ -60,7 +60,12 @@ def stage_data(run: ExperimentRun) -> dict | None:
     """Load the data and settle the class names; returns the manifest's dataset record."""
     experiment, languages = run.experiment, run.build.languages
     data_names = ClassNames.from_config(experiment.data.class_names, languages) if experiment.data.class_names else None
-    run.dataset = load_dataset(experiment, data_names.canonical if data_names else None)
+    try:
+        run.dataset = load_dataset(experiment, data_names.canonical if data_names else None)
+    except UserError as error:
+        if f"'{run.id}'" in str(error):
+            raise
+        raise UserError(f"experiment '{run.id}': {error}") from None
     if experiment.model.class_names:
         run.classes = ClassNames.from_config(experiment.model.class_names, languages)
     elif data_names:
@@ -95,6 +100,8 @@ def stage_model(run: ExperimentRun) -> dict:
         run.log(f"[model] unchanged: reusing {run.build.relative(run.model_dir)}")
     else:
         run.cache_status["model"] = "miss"
+        if run.build.drawings is not None:
+            run.build.drawings.start()  # a new model: every image will be drawn
         with run.build.cache.write("model", key) as out:
             compute(out)
     if run._model is None:
@@ -136,7 +143,7 @@ def train_model(run: ExperimentRun, out: Path) -> None:
     experiment, dataset = run.experiment, run.dataset
     t = experiment.training
     run.log(f"[model] training Tiny VGG on {len(dataset.x_train):,} images for {t.epochs} epochs")
-    with run.build.quiet_tensorflow():
+    with run.build.quiet_tensorflow(), muted_stderr(run.build.verbose):
         model = build_tiny_vgg(dataset.input_shape, len(dataset.class_names), blocks=experiment.model.blocks,
                                filters=experiment.model.filters, seed=t.seed)
         # Keras writes its progress to stdout, which stays visible.

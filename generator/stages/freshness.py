@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat as file_modes
 from pathlib import Path
 
 from generator.cache import PACKAGE_DIR, content_key, file_digest
@@ -61,21 +62,28 @@ def input_files(config: Config) -> list[Path]:
 
 
 def file_digests(files: list[Path], known: dict) -> dict[str, list]:
-    """{path: [size, modification time (ns), SHA-256]} of ``files`` ("missing" for a file that
-    is not there); a digest in ``known`` is reused while its size and time are unchanged."""
+    """{path: [size, modification time (ns), SHA-256]} of ``files`` ("missing" for a path that is
+    not a readable file: the build will say what is wrong with it); a digest in ``known`` is
+    reused while its size and time are unchanged."""
     digests = {}
     for path in files:
         key = str(path)
         try:
             stat = path.stat()
-        except OSError:
+        except (OSError, RuntimeError):  # missing, or a loop of symbolic links
+            digests[key] = "missing"
+            continue
+        if not file_modes.S_ISREG(stat.st_mode):  # a folder where a file should be
             digests[key] = "missing"
             continue
         seen = known.get(key)
         if isinstance(seen, list) and seen[:2] == [stat.st_size, stat.st_mtime_ns]:
             digests[key] = seen
         else:
-            digests[key] = [stat.st_size, stat.st_mtime_ns, file_digest(path)]
+            try:
+                digests[key] = [stat.st_size, stat.st_mtime_ns, file_digest(path)]
+            except OSError:  # unreadable
+                digests[key] = "missing"
     return digests
 
 
@@ -92,6 +100,11 @@ def site_listing(site_dir: Path) -> str | None:
     return digest.hexdigest()
 
 
+def _contents(files: dict) -> dict[str, str]:
+    """{path: SHA-256 or "missing"} of file_digests' records."""
+    return {path: seen if seen == "missing" else seen[2] for path, seen in files.items()}
+
+
 class Fingerprint:
     """What a build of ``config`` depends on, taken before it reads anything.
 
@@ -103,8 +116,8 @@ class Fingerprint:
         known = self._read().get("files", {})
         self.files = file_digests(input_files(config), known)
         environment = {name: os.environ.get(name) for name in ENVIRONMENT}
-        self.inputs = content_key("inputs", sorted(self.files.items()), environment, settings,
-                                  str(config.base_dir), str(REPO_ROOT))
+        self.settings = content_key("settings", environment, settings, str(config.base_dir), str(REPO_ROOT))
+        self.inputs = content_key("inputs", sorted(_contents(self.files).items()), self.settings)
 
     def _read(self) -> dict:
         try:
@@ -119,10 +132,27 @@ class Fingerprint:
         return (recorded.get("inputs") == self.inputs and recorded.get("site") is not None
                 and recorded.get("site") == site_listing(site_dir))
 
+    def changes(self, site_dir: Path, limit: int = 3) -> list[str]:
+        """Why the site is not current: what differs from the last successful build."""
+        recorded = self._read()
+        if not recorded:
+            return ["no earlier build"]
+        reasons = []
+        if recorded.get("settings") != self.settings:
+            reasons.append("options, library versions, fonts or environment")
+        before, now = _contents(recorded.get("files", {})), _contents(self.files)
+        changed = [path for path in sorted(set(before) | set(now)) if before.get(path) != now.get(path)]
+        reasons += [f"{path} changed" for path in changed[:limit]]
+        if len(changed) > limit:
+            reasons.append(f"{len(changed) - limit} more files changed")
+        if recorded.get("site") is None or recorded.get("site") != site_listing(site_dir):
+            reasons.append(f"{site_dir} is not as the last build left it")
+        return reasons
+
     def record(self, site_dir: Path) -> None:
         """Note, after a successful build, the inputs it was made from and the site it made."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         scratch = self.path.with_name(f".{self.path.name}.tmp")
-        scratch.write_text(json.dumps({"inputs": self.inputs, "site": site_listing(site_dir), "files": self.files},
-                                      indent=0), encoding="utf-8")
+        scratch.write_text(json.dumps({"inputs": self.inputs, "settings": self.settings, "site": site_listing(site_dir),
+                                       "files": self.files}, indent=0), encoding="utf-8")
         scratch.replace(self.path)
