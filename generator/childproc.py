@@ -43,13 +43,18 @@ def raise_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+def die_with_parent() -> None:
+    """From now on this process gets SIGTERM when its parent dies (Linux; elsewhere nothing)."""
+    if sys.platform.startswith("linux") and ctypes.CDLL(None, use_errno=True).prctl(
+            _PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
 def _die_with_parent_setup(parent_pid: int):
     """A ``preexec_fn``: runs in the child between fork and exec."""
-    libc = ctypes.CDLL(None, use_errno=True)
 
     def setup() -> None:
-        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        die_with_parent()
         # The parent may have died between fork and prctl; then no signal will ever come.
         if os.getppid() != parent_pid:
             os._exit(1)

@@ -114,7 +114,11 @@ def _clean(args) -> int:
     from generator.pipeline import clean
     from generator.inputs.config import DEFAULT_CONFIG, project_root
 
-    removed = clean(project_root(args.config or DEFAULT_CONFIG), wait=args.wait)
+    config_file = Path(args.config or DEFAULT_CONFIG)
+    # The project is found through its config: without one, this folder may not be a project.
+    if not config_file.is_file():
+        raise UserError(f"config file not found: {config_file}; run clean in the project's folder or give --config")
+    removed = clean(project_root(config_file), wait=args.wait)
     print("removed " + ", ".join(str(p) for p in removed) if removed else "nothing to remove")
     return 0
 

@@ -101,6 +101,7 @@ def prepare_model(run: ExperimentRun) -> dict:
     build, experiment = run.build, run.experiment
     with build.stage("data"):
         dataset = stage_data(run)
+        check_before_training(run)
     with build.stage("model"):
         model = stage_model(run)
     training = model.pop("training", None)
@@ -130,6 +131,18 @@ def check_model_settings(run: ExperimentRun, model: dict) -> None:
                         f"(0 to {channels - 1}), got {channel}")
 
 
+def check_before_training(run: ExperimentRun) -> None:
+    """What the data alone can refuse, before a model is trained for nothing: the probe image,
+    and the image list's paths, labels and attack targets (images are decoded later). With
+    --keep-going a bad image is left to the images stage, which lists it and goes on."""
+    from generator.stages.images import attack_settings, image_entries
+
+    check_probe_image(run)
+    if not run.build.keep_going:
+        for entry in image_entries(run, None)[0]:
+            attack_settings(run, entry.config.attack.model_dump(exclude_none=True), f"{entry.where}.attack")
+
+
 def check_probe_image(run: ExperimentRun) -> None:
     """training.probe_image must name a test image (checked before any image is computed)."""
     experiment = run.experiment
@@ -146,7 +159,6 @@ def run_experiment(build: Build, experiment) -> dict:
     run = ExperimentRun(build, experiment)
     record = prepare_model(run)
     check_model_settings(run, record["model"])
-    check_probe_image(run)
     with build.stage("images"):
         images, failures = stage_images(run, tuple(record["model"]["input_shape"]))
         if not images:
@@ -163,7 +175,20 @@ def run_experiment(build: Build, experiment) -> dict:
         "figures": figures, "figure_dirs": {lang: str(path) for lang, path in folders.items()},
         "cache": run.cache_status, "model_dir": str(run.model_dir),
     })
+    warn_over_budget(build, record)
     return record
+
+
+def warn_over_budget(build: Build, experiment: dict) -> None:
+    """One line for each animation that could not be made as small as figures.gif_max_kb."""
+    sets = [(f"image '{image['id']}'", image["figures"]) for image in experiment["images"]]
+    for owner, by_language in [*sets, ("model", experiment["figures"])]:
+        for lang, figures in by_language.items():
+            for figure in (figures or {}).values():
+                if figure.get("over_budget"):
+                    build.warn_once(f"experiment '{experiment['id']}': {owner}: {Path(figure['path']).name} ({lang}) "
+                                    f"is {figure['bytes'] / 1000:.0f} kB, over figures.gif_max_kb "
+                                    f"({figure['over_budget'] // 1000}) even at its smallest")
 
 
 # --- entry points ------------------------------------------------------------------------------
@@ -175,6 +200,7 @@ def check_all(config: Config, *, verbose: bool = False) -> str:
     from generator.stages.model import stage_data
 
     build = Build(config, verbose=verbose)
+    site_record(config)  # the site's address may also come from the environment
     lines = []
     for experiment in config.experiments:
         run = ExperimentRun(build, experiment)

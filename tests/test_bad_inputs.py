@@ -260,8 +260,7 @@ CASES = [
          config={"site": {"repo_url": "javascript://example.com/%0Aalert(document.domain)"}}),
     Case("site-url-quote", "site.site_url", config={"site": {"site_url": 'https://example.com/">'}}),
     Case("site-url-ftp", "site.site_url", config={"site": {"site_url": "ftp://example.com/"}}),
-    Case("site-url-env-script", "BUTTERFLY_SITE_URL", env={"BUTTERFLY_SITE_URL": XSS},
-         check_passes="check reads the config only, not the publishing environment"),
+    Case("site-url-env-script", "BUTTERFLY_SITE_URL", env={"BUTTERFLY_SITE_URL": XSS}),
     # -- data
     Case("data-source-unknown", "data.source", config={"data": {"source": "s3"}}),
     Case("data-path-missing-folder", "data.path", config={"data": {"path": "no-such-folder"}}),
@@ -338,9 +337,7 @@ CASES = [
     Case("training-batch-size-zero", "training.batch_size", config={"training": {"batch_size": 0}}),
     Case("training-learning-rate-text", "training.learning_rate", config={"training": {"learning_rate": "fast"}}),
     Case("training-probe-image-negative", "training.probe_image", config={"training": {"probe_image": -1}}),
-    Case("training-probe-image-out-of-range", "training.probe_image", config={"training": {"probe_image": 100}},
-         needs="pipeline.run_experiment to check training.probe_image right after the data stage, and the model's "
-               "cache key to leave probe_image out: today a model is trained before the value is refused"),
+    Case("training-probe-image-out-of-range", "training.probe_image", config={"training": {"probe_image": 100}}),
     # -- attack
     Case("attack-method-unknown", "attack.method", config={"attack": {"method": "cw"}}),
     Case("attack-epsilon-grid-too-fine", ("attack", "epsilon_step"), config={"attack": {"epsilon_step": 1e-9}}),
@@ -390,9 +387,7 @@ CASES = [
          config={"images": [{"path": GOOD_IMAGE}, {"path": "./" + GOOD_IMAGE}]}),
     Case("image-label-unknown", ("images[0]", "Zebra"), config=image(GOOD_IMAGE, label="Zebra")),
     Case("image-label-unknown-to-new-data", ("images[0]", "Ankle boot"),
-         config={"data": {"class_names": TEN_NAMES}, **image(GOOD_IMAGE, label="Ankle boot")},
-         needs="pipeline.run_experiment to check the image list (labels, targets) right after the data stage: "
-               "today a model is trained for the new class names before the label is refused"),
+         config={"data": {"class_names": TEN_NAMES}, **image(GOOD_IMAGE, label="Ankle boot")}),
     Case("image-label-number", "images[0].label", config=image(GOOD_IMAGE, label=5)),
     Case("image-id-not-a-slug", "images[0].id", config=image(GOOD_IMAGE, id="Bad ID")),
     Case("image-unknown-key", ("images[0]", "lable"), config=image(GOOD_IMAGE, lable="Trouser")),

@@ -91,6 +91,7 @@ def lambda_free_touch(out: Path) -> str:
 def test_interrupting_stops_the_workers_and_removes_their_scratch(tmp_path):
     build = fake_build(tmp_path, 2)
     queue = Jobs(build)
+    queue.start()  # as a stage does when it knows many figures are coming
     queue.submit("figures", "slow", sleep_long, (), lambda result: None)
     deadline = time.monotonic() + 30
     while not list(build.cache.root.glob("figures/.*/started")) and time.monotonic() < deadline:

@@ -519,7 +519,7 @@ def test_a_bim_page_runs_fgsm_live_and_says_so(harness, browser):
     fgsm = plain_epsilon_loop(demo.model, demo.x, AttackSettings(epsilon_max=0.1))
     tab, errors = open_page(browser, base_url + page.path("en"))
     assert tab.locator(".bx-status").inner_text().startswith("This page's attack is BIM; the live panel runs")
-    assert f"the flip found in this browser: ε = {fgsm.epsilon:.4f}" in tab.locator(".bx-flip-note").inner_text()
+    assert f"where the search in this browser stopped: ε = {fgsm.epsilon:.4f}" in tab.locator(".bx-flip-note").inner_text()
     found = tab.evaluate("window.butterflyExplorer.search()")
     assert found["epsilon"] == fgsm.epsilon and found["index"] == fgsm.adversarial_index
     assert errors == []

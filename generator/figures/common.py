@@ -491,11 +491,12 @@ def palette_image(image: Image.Image) -> Image.Image:
     if len(colours) > 256:
         distances = ((colours[256:, None, :] - palette[None, :, :]) ** 2).sum(axis=2)
         indices[256:] = distances.argmin(axis=1)
-    # A lookup table over all 2**24 colours (allocated lazily: only the used entries are touched).
+    # A lookup table over all 2**24 colours (allocated lazily: only the used entries are touched),
+    # indexed by each pixel's 0xBBGGRR read straight from its RGBX bytes.
     table = np.zeros(1 << 24, dtype=np.uint8)
-    table[(colours[:, 0] << 16) | (colours[:, 1] << 8) | colours[:, 2]] = indices
-    pixels = np.asarray(rgb, dtype=np.uint32)
-    indexed = Image.fromarray(table[(pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]], "P")
+    table[colours[:, 0] | (colours[:, 1] << 8) | (colours[:, 2] << 16)] = indices
+    keys = np.frombuffer(rgb.convert("RGBX").tobytes(), dtype="<u4") & 0xFFFFFF
+    indexed = Image.fromarray(table[keys].reshape(rgb.height, rgb.width), "P")
     indexed.putpalette(palette.astype(np.uint8).ravel().tolist())
     return indexed
 

@@ -55,15 +55,16 @@ SHRINK_STEPS = ((1.0, 1), (0.75, 1), (0.75, 2), (0.55, 2), (0.55, 3), (0.4, 4))
 def _within_budget(render, max_bytes: int | None, thin: bool = True) -> dict:
     """Call render(panel_scale, stride) -> record with ever smaller settings until the file fits max_bytes.
 
-    Returns the first record that fits, or the smallest attempt's (its size is in the record).
+    Returns the first record that fits, or the smallest attempt's, marked with "over_budget":
+    max_bytes (its size is in the record).
     """
     steps = SHRINK_STEPS if thin else tuple(dict.fromkeys((scale, 1) for scale, _ in SHRINK_STEPS))
     record = None
     for scale, stride in steps:
         record = render(scale, stride)
         if max_bytes is None or record["bytes"] <= max_bytes:
-            break
-    return record
+            return record
+    return {**record, "over_budget": max_bytes}
 
 
 def _frame_border(draw: ImageDraw.ImageDraw, width: int, height: int, colours: Sequence[tuple]) -> None:

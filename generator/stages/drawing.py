@@ -15,7 +15,6 @@ entry, and its workers are stopped.
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import multiprocessing
 import os
@@ -27,9 +26,10 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from typing import Callable
 
+from generator.childproc import die_with_parent
+
 # Imported once by the fork server, so that every worker starts with them loaded.
 PRELOAD = ["generator.stages.images", "generator.stages.extras", "generator.stages.docs", "generator.figures"]
-_PR_SET_PDEATHSIG = 1
 WAIT_POLL_SECONDS = 0.2
 
 _pool: tuple[int, ProcessPoolExecutor] | None = None
@@ -40,10 +40,9 @@ def _start_worker() -> None:
     # Ctrl-C reaches the whole process group; the main process stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        # A worker must not outlive the build: it gets SIGTERM when its parent (the fork
-        # server, which exits with the main process) dies.
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    # A worker must not outlive the build: it gets SIGTERM when its parent (the fork server,
+    # which exits with the main process) dies.
+    die_with_parent()
 
 
 def _ready() -> int:
@@ -141,7 +140,7 @@ class Jobs:
                 self._finished.put((number, False, error))
             return
         future = self.pool.submit(function, *args, out)
-        future.add_done_callback(lambda done: self._finished.put(
+        future.add_done_callback(lambda done: None if done.cancelled() else self._finished.put(
             (number, True, done.result()) if done.exception() is None else (number, False, done.exception())))
 
     def wait(self, leave: int = 0) -> None:

@@ -91,7 +91,9 @@ def stage_model(run: ExperimentRun) -> dict:
         problem = check_fits(run.dataset.input_shape, experiment.model.blocks)
         if problem:
             raise UserError(f"{experiment.key('model.blocks')}: {problem}")
-        key = content_key("model", section_dict(experiment.model), section_dict(experiment.training),
+        # The probe image only chooses what the training animation follows: it is not part of training.
+        training = {k: v for k, v in section_dict(experiment.training).items() if k != "probe_image"}
+        key = content_key("model", section_dict(experiment.model), training,
                           run.dataset.fingerprint(), code_version("analysis/training"), metadata.version("keras"))
         compute = lambda out: train_model(run, out)  # noqa: E731
     run.model_key, run.model_dir = key, run.build.cache.path("model", key)
