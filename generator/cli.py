@@ -78,8 +78,15 @@ def _train(args) -> int:
 
 
 def _build(args) -> int:
-    from generator.pipeline import run_build
+    from generator.stages.freshness import quickly_up_to_date
+
+    config_file = Path(args.config or "site_config/site.yml")
+    if config_file.is_file() and quickly_up_to_date(config_file, {"keep_going": args.keep_going}):
+        print("butterfly: site is up to date: nothing to do", file=sys.stderr)
+        return 0
+
     from generator.inputs.config import load_config
+    from generator.pipeline import run_build
 
     config = load_config(args.config, keep_going=args.keep_going)
     manifest = run_build(config, verbose=args.verbose, keep_going=args.keep_going, jobs=args.jobs, wait=args.wait)

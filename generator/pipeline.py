@@ -262,9 +262,10 @@ def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False
     start = time.perf_counter()
     build = Build(config, verbose=verbose, keep_going=keep_going, jobs=jobs)
     with exclusive(build, wait):
-        fingerprint = Fingerprint(config, build.build_dir, build_settings(build))
+        fingerprint = Fingerprint(config, build.build_dir, build_settings(build), build_options(build))
         manifest_file = build.build_dir / "manifest.json"
         if fingerprint.site_is_current(build.site_dir) and manifest_file.is_file():
+            fingerprint.record(build.site_dir)  # new times of unchanged files: the quick check passes next time
             build.log(f"site is up to date: nothing to do ({time.perf_counter() - start:.1f} s)")
             return json.loads(manifest_file.read_text(encoding="utf-8"))
         if verbose:
@@ -278,6 +279,11 @@ def run_build(config: Config, *, verbose: bool = False, keep_going: bool = False
         for line in timing_lines(timings):
             build.log(line)
     return manifest
+
+
+def build_options(build: Build) -> dict:
+    """The command-line options that change what a build writes."""
+    return {"keep_going": build.keep_going}
 
 
 def build_settings(build: Build) -> dict:

@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from generator.analysis.batching import CompiledModel, ModelCall, Routine, compiled_model, predict, run_routine
+from generator.analysis.grid import grid_problem, grid_size
 from generator.errors import UserError
 
 
@@ -148,24 +149,6 @@ METHODS = ("fgsm", "bim", "pgd")
 TIE_MARGIN = 1e-4
 FIRST_CHUNK = 1  # an image that flips at the first grid point costs one small forward pass
 CHUNK_GROWTH = 8  # grid points per batch: 1, 8, 64, then settings.chunk
-MAX_GRID_POINTS = 1_000_000
-
-
-def grid_size(start: float, step: float, maximum: float) -> int:
-    """Points of the grid start, start + step, ... <= maximum; the 1e-9 keeps a maximum that
-    lies on the grid."""
-    return int(math.floor((maximum - start) / step + 1e-9)) + 1
-
-
-def grid_problem(start: float, step: float, maximum: float) -> str | None:
-    """Why the epsilon grid from `start` by `step` up to `maximum` cannot be searched, or None."""
-    if start > maximum:
-        return f"epsilon_start ({start}) is larger than epsilon_max ({maximum})"
-    points = grid_size(start, step, maximum)
-    if points > MAX_GRID_POINTS:
-        return (f"epsilon_step {step} is too small: {points:,} grid points from {start} to {maximum} "
-                f"(limit {MAX_GRID_POINTS:,})")
-    return None
 
 
 @dataclasses.dataclass(frozen=True)

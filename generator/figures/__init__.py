@@ -7,17 +7,22 @@ are drawn; no function here ranks them. Each takes `words` (`words_for('en')` or
 `words_for('zh')`): the language of its labels and alt text. Nothing here imports TensorFlow.
 """
 
-from generator.figures.gifs import epsilon_sweep_gif, propagation_gif, training_gif
-from generator.figures.grids import comparison_grid, first_layer_filters, network_overview, shared_scales
-from generator.figures.plots import (
-    butterfly_plot, epsilon_strip, probability_bars, ratio_curves, robustness_plot, training_curves,
-)
-from generator.figures.words import Words, font_fingerprint, words_for
-from generator.figures.zoom import largest_change_window, perturbation_image, zoom_crop
+import importlib
 
-__all__ = [
-    "Words", "butterfly_plot", "comparison_grid", "epsilon_strip", "epsilon_sweep_gif", "first_layer_filters",
-    "font_fingerprint", "largest_change_window", "network_overview", "perturbation_image", "probability_bars",
-    "propagation_gif", "ratio_curves", "robustness_plot", "shared_scales", "training_curves", "training_gif",
-    "words_for", "zoom_crop",
-]
+# Which module holds each public function. They are imported on first use, so that a build
+# with nothing to draw (a no-op rebuild) does not pay for importing the drawing code.
+_HOMES = {
+    "epsilon_sweep_gif": "gifs", "propagation_gif": "gifs", "training_gif": "gifs",
+    "comparison_grid": "grids", "first_layer_filters": "grids", "network_overview": "grids", "shared_scales": "grids",
+    "butterfly_plot": "plots", "epsilon_strip": "plots", "probability_bars": "plots", "ratio_curves": "plots",
+    "robustness_plot": "plots", "training_curves": "plots",
+    "Words": "words", "font_fingerprint": "words", "words_for": "words",
+    "largest_change_window": "zoom", "perturbation_image": "zoom", "zoom_crop": "zoom",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"generator.figures.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'generator.figures' has no attribute {name!r}")

@@ -15,7 +15,6 @@ keep the rules of the site in one place:
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import os
 import re
@@ -26,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
+
+from generator.figures.words import font, latin_font_file
 
 SEQUENTIAL = "viridis"
 DIVERGING = "RdBu_r"
@@ -218,33 +219,6 @@ def percent(p: float) -> str:
 
 
 # --- text ----------------------------------------------------------------------------------------
-
-def _font_dir() -> str | None:
-    spec = importlib.util.find_spec("matplotlib")  # locating the package does not import it
-    if spec is None or spec.origin is None:
-        return None
-    folder = os.path.join(os.path.dirname(spec.origin), "mpl-data", "fonts", "ttf")
-    return folder if os.path.isdir(folder) else None
-
-
-def latin_font_file(bold: bool = False) -> str | None:
-    """The DejaVu Sans file matplotlib ships, or None."""
-    folder = _font_dir()
-    if folder:
-        path = os.path.join(folder, "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")
-        if os.path.exists(path):
-            return path
-    return None
-
-
-@lru_cache(maxsize=None)
-def font(size: int = 13, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """DejaVu Sans at `size` pixels (it has the symbols we print: ε, ×, ±, −); Pillow's default otherwise."""
-    path = latin_font_file(bold)
-    if path:
-        return ImageFont.truetype(path, size)
-    return ImageFont.load_default(size=size)
-
 
 # Symbols that CJK fonts draw full-width, which pulls a formula such as ‖f(x′) − f(x)‖ apart:
 # in text written with another font they are drawn with DejaVu Sans of the same size.

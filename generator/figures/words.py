@@ -15,6 +15,7 @@ so a cache keyed by it renders the Chinese figures again once a font appears.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -24,7 +25,35 @@ from pathlib import Path
 
 from PIL import ImageFont
 
-from generator.figures import common
+
+def _font_dir() -> str | None:
+    spec = importlib.util.find_spec("matplotlib")  # locating the package does not import it
+    if spec is None or spec.origin is None:
+        return None
+    folder = os.path.join(os.path.dirname(spec.origin), "mpl-data", "fonts", "ttf")
+    return folder if os.path.isdir(folder) else None
+
+
+def latin_font_file(bold: bool = False) -> str | None:
+    """The DejaVu Sans file matplotlib ships, or None."""
+    folder = _font_dir()
+    if folder:
+        path = os.path.join(folder, "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")
+        if os.path.exists(path):
+            return path
+    return None
+
+
+
+
+@lru_cache(maxsize=None)
+def font(size: int = 13, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans at `size` pixels (it has the symbols we print: ε, ×, ±, −); Pillow's default otherwise."""
+    path = latin_font_file(bold)
+    if path:
+        return ImageFont.truetype(path, size)
+    return ImageFont.load_default(size=size)
+
 
 LANGUAGES = ("en", "zh")
 FONT_VARIABLE = "BUTTERFLY_CJK_FONT"
@@ -222,7 +251,7 @@ class Words:
     def face(self, size: int = 13, bold: bool = False):
         """The Pillow font of this language at `size` pixels."""
         if self.font is None:
-            return common.font(size, bold)
+            return font(size, bold)
         chosen = self.bold_font if bold else self.font
         return _cjk_face(chosen.path, chosen.index, size)
 
@@ -259,7 +288,7 @@ def font_fingerprint(lang: str) -> str:
     modification time): a cache key that changes when a CJK font appears or changes."""
     words = words_for(lang)
     if words.font is None:
-        path = common.latin_font_file()
+        path = latin_font_file()
         if path is None:
             return "pillow-default"
         stat = os.stat(path)

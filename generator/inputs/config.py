@@ -27,7 +27,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationE
                       model_validator)
 from pydantic_core import PydanticCustomError
 
-from generator.analysis.attack import grid_problem
+from generator.analysis.grid import grid_problem
 from generator.errors import UserError, quote_value, shorten, suggest
 from generator.inputs.model_files import check_model_file
 from generator.inputs.paths import file_problem, project_root, shown_path

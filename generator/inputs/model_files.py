@@ -16,8 +16,6 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
-
 from generator.errors import UserError, quote_value, shorten
 from generator.inputs.paths import shown_path
 
@@ -254,10 +252,18 @@ def weight_groups(manifest: list, path: str | Path):
         yield specs, shards
 
 
-def read_weight_shards(manifest: list, path: str | Path) -> dict[str, np.ndarray]:
+def _decode(raw: bytes, dtype: str, scale: float = 1.0, low: float = 0.0):
+    """float32 values of little-endian `raw` bytes of `dtype`, dequantised as value * scale + low."""
+    import numpy as np  # only when weights are read: checking a config needs no NumPy
+
+    values = np.frombuffer(raw, dtype=dtype).astype(np.float32)
+    return values if (scale, low) == (1.0, 0.0) else values * np.float32(scale) + np.float32(low)
+
+
+def read_weight_shards(manifest: list, path: str | Path) -> dict:
     """{weight name: float32 array} from a TF.js weightsManifest, shards read beside ``path``
     (checked by :func:`weight_groups`)."""
-    weights: dict[str, np.ndarray] = {}
+    weights: dict = {}
     for specs, shards in weight_groups(manifest, path):
         buffer = b"".join(shard.read_bytes() for shard in shards)
         offset = 0
@@ -285,15 +291,14 @@ def _weight_spec(spec: Any, path: Path):
     count = math.prod(shape)
     quantization = spec.get("quantization")
     if quantization is None:
-        return name, shape, lambda raw: np.frombuffer(raw, dtype="<f4").astype(np.float32), 4 * count
+        return name, shape, lambda raw: _decode(raw, "<f4"), 4 * count
     stored = quantization.get("dtype") if isinstance(quantization, dict) else None
     if stored == "float16":
-        return name, shape, lambda raw: np.frombuffer(raw, dtype="<f2").astype(np.float32), 2 * count
+        return name, shape, lambda raw: _decode(raw, "<f2"), 2 * count
     if stored in ("uint8", "uint16") and "scale" in quantization and "min" in quantization:
         scale, low = float(quantization["scale"]), float(quantization["min"])
         little_endian = "<u1" if stored == "uint8" else "<u2"
-        decode = lambda raw: (np.frombuffer(raw, dtype=little_endian).astype(np.float32) * scale + low)  # noqa: E731
-        return name, shape, decode, _BYTES_PER_VALUE[stored] * count
+        return name, shape, lambda raw: _decode(raw, little_endian, scale, low), _BYTES_PER_VALUE[stored] * count
     raise UserError(f"{model_label(path)}: weight {quoted(name)} uses quantization {quote_value(quantization)}; "
                     "only uint8/uint16 (scale, min) and float16 are supported")
 

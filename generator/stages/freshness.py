@@ -8,6 +8,11 @@ importing TensorFlow, rendering pages or running MkDocs.
 File contents are compared by SHA-256. A file whose size and modification time are those seen
 last time is not read again: ``build/fingerprint.json`` keeps the digests, the fingerprint of
 the inputs and the listing (path, size, modification time) of the ``site/`` that build made.
+
+`quickly_up_to_date` answers the same question before the config is even parsed: when the
+config file, every file the last build read (by size and modification time), the folders it
+walked, its options, environment, Python packages and fonts are as they were, and the site is
+as it left it, there is nothing to do. Anything it cannot confirm sends the build the long way.
 """
 
 from __future__ import annotations
@@ -15,11 +20,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat as file_modes
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 from generator.cache import PACKAGE_DIR, content_key, file_digest
-from generator.inputs.config import REPO_ROOT, Config
+from generator.inputs.paths import project_root
+
+REPO_ROOT = PACKAGE_DIR.parent
 
 FINGERPRINT_FILE = "fingerprint.json"
 # Environment variables a build reads that change what it writes.
@@ -41,24 +52,84 @@ def _tree(path: Path) -> list[Path]:
     return files
 
 
-def input_files(config: Config) -> list[Path]:
-    """Every file a build of ``config`` reads, in a stable order."""
+def input_files(config) -> tuple[list[Path], list[Path]]:
+    """(every file a build of ``config`` reads, in a stable order; the folders walked to find
+    them, whose listings tell when a file appears or goes)."""
     from generator.inputs.download import cache_root
 
     files = [Path(config.config_file)]
-    for root in PROJECT_FILES:
-        files += _tree(Path(root))
+    roots = [Path(root) for root in PROJECT_FILES]
     for experiment in config.experiments:
         files += [experiment.resolve(entry.path) for entry in experiment.images]
         if experiment.model.source == "file" and experiment.model.path:
             path = experiment.resolve(experiment.model.path)
             files += sorted(path.parent.glob("*.bin")) + [path] if path.suffix == ".json" else [path]
+            if path.suffix == ".json":
+                roots.append(path.parent)
         data = experiment.data
         if data.source in ("idx", "folder") and data.path:
-            files += _tree(experiment.resolve(data.path))
+            roots.append(experiment.resolve(data.path))
         elif data.source == "download" and data.recipe:
-            files += _tree(cache_root() / "downloads" / data.recipe)
-    return list(dict.fromkeys(Path(os.path.abspath(f)) for f in files))
+            roots.append(cache_root() / "downloads" / data.recipe)
+    for root in roots:
+        files += _tree(root) if root.is_dir() or root.is_file() else []
+    absolute = lambda paths: list(dict.fromkeys(Path(os.path.abspath(f)) for f in paths))  # noqa: E731
+    return absolute(files), absolute(root for root in roots if root.is_dir())
+
+
+def tree_listing(folder: Path) -> list[str]:
+    """The files below ``folder`` (as _tree finds them), relative to it."""
+    return [path.relative_to(folder).as_posix() for path in _tree(folder)]
+
+
+def surroundings(options: dict) -> str:
+    """What besides files decides a build, read without importing anything heavy: the options,
+    the environment variables a build reads, the Python and its installed packages (the folder
+    of installed packages changes when one is added, removed or upgraded), and the fonts a
+    Chinese figure could use (fc-match's answer and the well-known font files)."""
+    from generator.figures.words import FONT_VARIABLE, WELL_KNOWN_CJK_FONTS
+
+    fonts = []
+    if shutil.which("fc-match"):
+        answer = subprocess.run(["fc-match", "-f", "%{file}", ":lang=zh-cn"], capture_output=True, text=True)
+        fonts.append(answer.stdout)
+    for path in [os.environ.get(FONT_VARIABLE) or "", *WELL_KNOWN_CJK_FONTS, *fonts]:
+        try:
+            stat = os.stat(path)
+            fonts.append([path, stat.st_size, stat.st_mtime_ns])
+        except OSError:
+            fonts.append([path, None])
+    packages = [os.stat(folder).st_mtime_ns for folder in {sysconfig.get_paths()["purelib"],
+                                                           sysconfig.get_paths()["platlib"]}]
+    return content_key("surroundings", options, {name: os.environ.get(name) for name in ENVIRONMENT},
+                       sys.executable, sorted(packages), fonts, str(REPO_ROOT))
+
+
+def quickly_up_to_date(config_file: Path, options: dict) -> bool:
+    """True when, without parsing the config, nothing a build would read can have changed
+    since the last successful build and the site is as it left it (see the module's notes)."""
+    root = project_root(config_file)
+    try:
+        recorded = json.loads((root / "build" / FINGERPRINT_FILE).read_text(encoding="utf-8"))
+        quick = recorded["quick"]
+        if (quick["config"] != os.path.abspath(config_file) or not (root / "build" / "manifest.json").is_file()
+                or quick["surroundings"] != surroundings(options)):
+            return False
+        for path, seen in recorded["files"].items():
+            try:
+                stat = os.stat(path)
+            except OSError:
+                if seen != "missing":
+                    return False
+                continue
+            if seen == "missing" or not file_modes.S_ISREG(stat.st_mode) or seen[:2] != [stat.st_size,
+                                                                                        stat.st_mtime_ns]:
+                return False
+        if any(tree_listing(Path(folder)) != names for folder, names in quick["trees"].items()):
+            return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return recorded.get("site") is not None and recorded["site"] == site_listing(root / "site")
 
 
 def file_digests(files: list[Path], known: dict) -> dict[str, list]:
@@ -111,10 +182,12 @@ class Fingerprint:
     ``settings``: the build's own determinants (options, library versions, fonts, ...), any
     JSON-serialisable values."""
 
-    def __init__(self, config: Config, build_dir: Path, settings: dict):
+    def __init__(self, config, build_dir: Path, settings: dict, options: dict):
         self.path = Path(build_dir) / FINGERPRINT_FILE
+        self.config_file, self.options = os.path.abspath(config.config_file), options
         known = self._read().get("files", {})
-        self.files = file_digests(input_files(config), known)
+        files, self.trees = input_files(config)
+        self.files = file_digests(files, known)
         environment = {name: os.environ.get(name) for name in ENVIRONMENT}
         self.settings = content_key("settings", environment, settings, str(config.base_dir), str(REPO_ROOT))
         self.inputs = content_key("inputs", sorted(_contents(self.files).items()), self.settings)
@@ -153,6 +226,8 @@ class Fingerprint:
         """Note, after a successful build, the inputs it was made from and the site it made."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         scratch = self.path.with_name(f".{self.path.name}.tmp")
+        quick = {"config": self.config_file, "surroundings": surroundings(self.options),
+                 "trees": {str(folder): tree_listing(folder) for folder in self.trees}}
         scratch.write_text(json.dumps({"inputs": self.inputs, "settings": self.settings, "site": site_listing(site_dir),
-                                       "files": self.files}, indent=0), encoding="utf-8")
+                                       "files": self.files, "quick": quick}, indent=0), encoding="utf-8")
         scratch.replace(self.path)
