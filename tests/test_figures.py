@@ -17,8 +17,8 @@ from generator import figures
 from generator.figures import words as words_module
 from generator.figures.common import (
     ANSWER_COLOUR, FLIP_COLOUR, diverging_colours, enlargement, neutral_colour, number, sequential_colours,
-    text_width, wrap_text,
 )
+from generator.figures.text import text_width, wrap_text
 from generator.figures.words import PHRASES, words_for
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -654,7 +654,7 @@ def test_without_a_cjk_font_chinese_pages_get_english_figures_and_a_warning(tmp_
 
 
 def test_the_font_variable_must_name_a_font_that_writes_chinese(monkeypatch, fresh_font_search):
-    from generator.figures.common import latin_font_file
+    from generator.figures.words import latin_font_file
 
     monkeypatch.setattr(words_module, "_fc_match", lambda: None)
     monkeypatch.setattr(words_module, "WELL_KNOWN_CJK_FONTS", ())

@@ -12,11 +12,12 @@ import numpy as np
 from PIL import ImageDraw
 
 from generator.figures.common import (
-    ADVERSARIAL_COLOUR, ANSWER_COLOUR, BAR_TRACK, CLEAN_COLOUR, FLIP_COLOUR, FRAME, INK, MUTED, as_maps,
-    diverging_colours, draw_text, enlarge, enlargement, fit_text, image_colours, line_height, log_ticks,
-    new_sheet, number, paste_panel, percent, save_gif, sequential_colours, shared_panels, symmetric_limit,
-    text_width, topk_bars, topk_bars_size, value_range, wrap_text,
+    ADVERSARIAL_COLOUR, ANSWER_COLOUR, BAR_TRACK, CLEAN_COLOUR, FLIP_COLOUR, FRAME, MUTED, as_maps,
+    diverging_colours, enlarge, enlargement, image_colours, log_ticks, new_sheet, number, paste_panel,
+    percent, save_gif, sequential_colours, shared_panels, symmetric_limit, topk_bars, topk_bars_size,
+    value_range,
 )
+from generator.figures.text import INK, draw_text, fit_text, line_height, text_width, wrap_text
 from generator.figures.words import ENGLISH, Words
 
 MARGIN = 12

@@ -12,11 +12,11 @@ import numpy as np
 from PIL import Image
 
 from generator.figures.common import (
-    CLEAN_COLOUR, DIVERGING, INK, MUTED, SEQUENTIAL, as_maps, colour_bar, diverging_colours,
-    draw_text, enlarge, enlargement, fit_text, image_colours, line_height, new_sheet, number, paste_panel,
-    percent, save_png, sequential_colours, shared_panels, symmetric_limit, text_width, topk_bars,
-    topk_bars_size, value_range, wrap_text,
+    CLEAN_COLOUR, DIVERGING, MUTED, SEQUENTIAL, as_maps, colour_bar, diverging_colours, enlarge, enlargement,
+    image_colours, new_sheet, number, paste_panel, percent, save_png, sequential_colours, shared_panels,
+    symmetric_limit, topk_bars, topk_bars_size, value_range,
 )
+from generator.figures.text import INK, draw_text, fit_text, line_height, text_width, wrap_text
 from generator.figures.words import ENGLISH, Words
 
 MARGIN = 12

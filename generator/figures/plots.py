@@ -11,9 +11,10 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from generator.figures.common import (
-    ADVERSARIAL_COLOUR, BAR_TRACK, CLEAN_COLOUR, FRAME, INK, MUTED, draw_text, figure_record, fit_text,
-    line_height, log_ticks, new_sheet, number, percent, save_png, text_width, wrap_text,
+    ADVERSARIAL_COLOUR, BAR_TRACK, CLEAN_COLOUR, FRAME, MUTED, figure_record, log_ticks, new_sheet, number,
+    percent, save_png,
 )
+from generator.figures.text import INK, draw_text, fit_text, line_height, text_width, wrap_text
 from generator.figures.words import ENGLISH, Words
 
 CLEAN = "#1f77b4"

@@ -6,10 +6,10 @@ import numpy as np
 from PIL import ImageDraw
 
 from generator.figures.common import (
-    DIVERGING, INK, MUTED, SEQUENTIAL, as_maps, colour_bar, diverging_colours, draw_text, enlarge,
-    enlargement, fit_text, image_colours, line_height, new_sheet, number, paste_panel, save_png,
-    sequential_colours, symmetric_limit, text_width, value_range, wrap_text,
+    DIVERGING, MUTED, SEQUENTIAL, as_maps, colour_bar, diverging_colours, enlarge, enlargement, image_colours,
+    new_sheet, number, paste_panel, save_png, sequential_colours, symmetric_limit, value_range,
 )
+from generator.figures.text import INK, draw_text, fit_text, line_height, text_width, wrap_text
 from generator.figures.words import ENGLISH, Words
 
 MARGIN = 12
