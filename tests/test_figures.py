@@ -16,7 +16,8 @@ from PIL import Image, ImageSequence
 from generator import figures
 from generator.figures import words as words_module
 from generator.figures.common import (
-    ANSWER_COLOUR, FLIP_COLOUR, diverging_colours, enlargement, neutral_colour, number, sequential_colours,
+    ANSWER_COLOUR, DIVERGING, FLIP_COLOUR, SEQUENTIAL, colour_table, diverging_colours, enlargement,
+    neutral_colour, number, save_png, sequential_colours,
 )
 from generator.figures.text import text_width, wrap_text
 from generator.figures.words import PHRASES, words_for
@@ -135,6 +136,32 @@ def test_comparison_grid_colours_clean_and_adversarial_on_one_scale(tmp_path):
     assert count_colour(image, expected) >= 2 * side * side
     # and filter 0's unchanged difference panel is entirely the neutral colour
     assert count_colour(image, neutral_colour()) >= side * side
+
+
+@pytest.mark.parametrize("colours", [3, 600])
+def test_a_saved_figure_keeps_every_colour_exactly(tmp_path, colours):
+    # Rare colours are data too: a colour bar's ends, a map's largest change. Few colours make
+    # a palette PNG, many an RGB one; either way the file holds the very pixels drawn.
+    rng = np.random.default_rng(0)
+    table = np.concatenate([colour_table(SEQUENTIAL), colour_table(DIVERGING), rng.integers(0, 256, (600, 3))])
+    picks = rng.choice(len(table), colours, replace=False)
+    drawn = np.repeat(table[picks].astype(np.uint8), 7, axis=0).reshape(-1, 7 if colours == 3 else 60, 3)
+    save_png(Image.fromarray(drawn), tmp_path / "f.png", "alt")
+    with Image.open(tmp_path / "f.png") as written:
+        assert written.mode == ("P" if colours <= 256 else "RGB")
+        assert np.array_equal(np.asarray(written.convert("RGB")), drawn)
+
+
+def test_a_grid_shows_its_largest_changes_in_the_difference_scale(tmp_path):
+    clean = np.random.default_rng(1).random((30, 30, 10)).astype(np.float32)
+    adv = clean + np.random.default_rng(2).normal(0, 0.05, clean.shape).astype(np.float32)
+    path = tmp_path / "grid.png"
+    grid("max_pool_1", clean, adv, path)
+    image = pixels(path)
+    # both ends of both scales: the colour bars draw them, and one end of the difference scale
+    # is the largest change of the grid
+    for colour in (*colour_table(SEQUENTIAL)[[0, -1]], *colour_table(DIVERGING)[[0, -1]]):
+        assert count_colour(image, colour) > 0, colour
 
 
 def test_comparison_grid_labels_layer_unit_and_scales(tmp_path):

@@ -132,6 +132,8 @@ def test_chinese_pages_have_a_chinese_interface(browser, base_url, site_dir):
     assert page.get_attribute("input.md-search__input", "placeholder") == "搜索"
     assert page.locator(".md-nav__title").first.inner_text().strip()  # the theme's labels exist
     assert "目录" in page.content()  # "Table of contents" in Chinese
+    footer = page.locator(".md-copyright").inner_text()
+    assert "本站由" in footer and "Made with" not in footer
     assert errors == []
     page.close()
 
