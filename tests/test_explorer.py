@@ -481,7 +481,7 @@ def test_chinese_page_speaks_chinese_and_fits_a_phone(harness, browser):
     _, base_url, pages = harness
     tab, errors = open_page(browser, base_url + pages[0].path("zh"), width=360, height=740, is_mobile=True)
     text = tab.locator(".bx-panel").inner_text()
-    for word in ("交互式探索器", "扰动", "对抗样本", "特征图", "置信度"):
+    for word in ("交互式探索器", "扰动", "对抗样本", "特征图", "概率最高"):
         assert word in text, word
     overflow = tab.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"the page is {overflow} px wider than a 360 px phone"

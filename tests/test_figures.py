@@ -16,7 +16,7 @@ from PIL import Image, ImageSequence
 from generator import figures
 from generator.figures import words as words_module
 from generator.figures.common import (
-    ANSWER_COLOUR, DIVERGING, FLIP_COLOUR, SEQUENTIAL, colour_table, diverging_colours, enlargement,
+    ANSWER_COLOUR, DIVERGING, FLIP_COLOUR, SEQUENTIAL, colour_table, diverging_colours, enlarge, enlargement,
     neutral_colour, number, save_png, sequential_colours,
 )
 from generator.figures.text import text_width, wrap_text
@@ -314,7 +314,7 @@ def test_zoom_crop_boxes_the_largest_change_and_says_what_it_drew(tmp_path):
     assert {key: record[key] for key in ("layer", "channel", "unit", "role")} == {
         "layer": "max_pool_1", "channel": 2, "unit": "channel", "role": "chosen"}
     assert "max_pool_1, channel 2 (the third)" in record["alt"]
-    assert "rows 4–6 and columns 8–10" in record["alt"] and "100 %" in record["alt"]
+    assert "rows 4–6 and columns 8–10 (counted from 0)" in record["alt"] and "100 %" in record["alt"]
     most = figures.zoom_crop("conv_2_1", 3, clean, adv, tmp_path / "m.png", unit="filter", role="most_changed")
     assert "changed most: conv_2_1, filter 3 (the fourth)" in most["alt"] and most["role"] == "most_changed"
     with pytest.raises(ValueError, match="channel 9"):
@@ -709,3 +709,108 @@ def test_figures_do_not_import_tensorflow(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_gif_keeps_a_photo_and_its_saturated_perturbation_close_to_their_colours(tmp_path):
+    """Sweep frames of a colour photo: the photo's many colours and the amplified perturbation's
+    pure hues share one palette; neither may move far (an octree palette moved hues by 55)."""
+    from generator.figures.common import image_colours, save_gif
+
+    rng = np.random.default_rng(3)
+    ys, xs = np.mgrid[0:64, 0:64] / 63.0
+    photo = np.stack([0.5 + 0.45 * np.sin(5 * xs + 2 * ys), 0.3 + 0.3 * ys, 0.2 + 0.5 * xs * ys], axis=2)
+    photo = np.clip(photo + rng.normal(0, 0.04, photo.shape), 0, 1).astype(np.float32)
+    photo[:8] = np.round(photo[:8])  # saturated pixels: the perturbation cannot move them one way
+    sign = rng.choice([-1.0, 1.0], size=photo.shape).astype(np.float32)
+    frames, panels = [], []
+    for epsilon in np.linspace(0, 0.0125, 8):
+        moved = np.clip(photo + epsilon * sign, 0, 1)
+        perturbation = image_colours(np.clip(0.5 + 40 * (moved - photo), 0, 1))
+        sheet = np.full((150, 300, 3), 255, np.uint8)
+        sheet[10:138, 10:138] = enlarge(image_colours(moved), 2)
+        sheet[10:138, 160:288] = enlarge(perturbation, 2)
+        frames.append(Image.fromarray(sheet))
+        panels.append(sheet)
+    path = tmp_path / "sweep.gif"
+    save_gif(frames, path, "a colour photo and its amplified perturbation as epsilon grows", [100] * len(frames))
+    for drawn, written in zip(panels, gif_frames(path)):
+        error = np.abs(drawn.astype(int) - written.astype(int)).max(axis=2)
+        assert error[10:138, 160:288].max() <= 30  # the perturbation (a palette of the whole frame: 37)
+        assert error[10:138, 10:138].max() <= 40  # the photo, as close as 255 colours allow
+
+
+def test_gif_keeps_a_colour_the_palette_holds_exactly(tmp_path):
+    """A flat grey that the palette holds must come out as itself, not its neighbour."""
+    from generator.figures.common import save_gif
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for grey in (128, 145, 163, 181):
+        sheet = np.full((80, 160, 3), grey, np.uint8)
+        sheet[:, 80:] = rng.integers(0, 256, (80, 80, 3))  # more colours than the palette holds
+        frames.append(Image.fromarray(sheet))
+    path = tmp_path / "greys.gif"
+    save_gif(frames, path, "four flat greys beside random colours, one per frame", [100] * 4)
+    for grey, written in zip((128, 145, 163, 181), gif_frames(path)):
+        assert count_colour(written[:, :80], (grey, grey, grey)) == 80 * 80
+
+
+def test_epsilon_strip_keeps_a_tall_stack_of_equal_epsilons_in_its_row(tmp_path, monkeypatch):
+    """Thirteen images fooled at the first epsilon (as in the article) stack into one column: the
+    column must stay inside its row's band and inside the axes, its dots apart."""
+    from matplotlib.axes import Axes
+
+    drawn = []
+    scatter = Axes.scatter
+
+    def recording_scatter(self, x, y, *args, **kwargs):
+        drawn.append((self, np.asarray(x, float), np.asarray(y, float)))
+        return scatter(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "scatter", recording_scatter)
+    article = [(f"a{i}", 0.01) for i in range(13)] + [("b", 0.0114), ("c", 0.0121), ("d", 0.0212)]
+    groups = {"The article: CNN Explainer's Tiny VGG": article, "Train your own": [("e", 0.02), ("f", 0.0205)]}
+    path = tmp_path / "strip.png"
+    figures.epsilon_strip(groups, path, epsilon_max=0.3)
+    rows = {0: groups["Train your own"], 1: article}
+    for axes, x, y in drawn:
+        row = int(round(float(np.median(y))))
+        assert len(x) == len([e for _, e in rows[row]])
+        assert np.all(np.abs(y - row) < 0.45)  # within its own row's band
+        low, high = axes.get_ylim()
+        assert low < y.min() and y.max() < high
+        column = np.sort(y[x == 0.01])
+        if column.size > 1:  # dots of one epsilon are apart on the page
+            pixels_per_unit = axes.bbox.height / (high - low)
+            assert np.diff(column).min() * pixels_per_unit >= 6
+
+
+def test_epsilon_strip_breaks_a_long_title_after_its_colon(tmp_path):
+    from generator.figures.plots import _row_label_lines
+    from generator.figures.words import words_for as words_in
+
+    face = words_in("en").face(14)
+    assert _row_label_lines("The article: CNN Explainer's Tiny VGG", face, 220) == [
+        "The article:", "CNN Explainer's Tiny VGG"]
+    assert _row_label_lines("Fashion", face, 220) == ["Fashion"]
+
+
+def test_propagation_gif_draws_a_small_change_paler_than_a_large_one(tmp_path):
+    """Every frame's difference is on one scale relative to its map's range: a layer changed by
+    1 % of its range must look paler than one changed by 20 %, not equally saturated."""
+    rng = np.random.default_rng(1)
+    clean = rng.random((12, 12, 2)).astype(np.float32)
+    slight = clean + rng.choice([-0.01, 0.01], size=clean.shape).astype(np.float32)
+    strong = clean + rng.choice([-0.2, 0.2], size=clean.shape).astype(np.float32)
+    layers = [("conv_1_1", clean, slight, 0, "filter", 0.01), ("conv_1_2", clean, strong, 0, "filter", 0.2)]
+    path = tmp_path / "prop.gif"
+    record = figures.propagation_gif(layers, path, max_bytes=None)
+    check_record(record, path, frames=2)
+    ends = colour_table(DIVERGING)[[0, -1]]
+
+    def saturated(frame: np.ndarray) -> int:
+        return sum(int(np.all(np.abs(frame.astype(int) - end) <= 12, axis=-1).sum()) for end in ends)
+
+    first, last = gif_frames(path)
+    assert saturated(first) == 0
+    assert saturated(last) > 100

@@ -204,6 +204,16 @@ def number(value: float) -> str:
     return text.replace("-", "−")
 
 
+def threshold_text(value: float) -> str:
+    """A threshold found by bisection between grid points: five decimals, one more than the grid's
+    epsilons, so it never prints as the grid point beside it (0.01912, not 0.0191); below 0.001,
+    three significant digits (0.0000367, not 0.00004)."""
+    value = float(value)
+    if value == 0 or abs(value) >= 0.001 or not np.isfinite(value):
+        return f"{value:.5f}"
+    return f"{value:.{2 - int(np.floor(np.log10(abs(value))))}f}"
+
+
 def value_range(lo: float, hi: float) -> str:
     """'lo – hi' with short numbers."""
     return f"{number(lo)} – {number(hi)}"
@@ -313,12 +323,10 @@ def compact_image(image: Image.Image) -> Image.Image:
     if counted is None:
         return rgb
     colours = np.array([colour for _, colour in counted], dtype=np.int64)
-    # A lookup table over all 2**24 colours (allocated lazily: only the used entries are touched),
-    # indexed by each pixel's 0xBBGGRR read straight from its RGBX bytes.
+    # A lookup table over all 2**24 colours (allocated lazily: only the used entries are touched).
     table = np.zeros(1 << 24, dtype=np.uint8)
     table[colours[:, 0] | (colours[:, 1] << 8) | (colours[:, 2] << 16)] = np.arange(len(colours))
-    keys = np.frombuffer(rgb.convert("RGBX").tobytes(), dtype="<u4") & 0xFFFFFF
-    indexed = Image.fromarray(table[keys].reshape(rgb.height, rgb.width), "P")
+    indexed = Image.fromarray(table[colour_keys(rgb)].reshape(rgb.height, rgb.width), "P")
     indexed.putpalette(colours.astype(np.uint8).ravel().tolist())
     return indexed
 
@@ -337,10 +345,29 @@ def save_png(image: Image.Image, path, alt: str) -> dict:
 TRANSPARENT_INDEX = 255  # left free by the 255-colour palette; marks "unchanged since the last frame"
 
 
-def shared_palette(frames: list[Image.Image], colours: int = 255) -> Image.Image:
-    """One adaptive palette for all frames (no colour flicker between frames), as a 'P' image.
+# Colours covering at least this share of the sampled frames get a palette entry of their own.
+EXACT_COLOUR_SHARE = 1e-4
 
-    Built from up to 8 frames spread over the animation (fast octree quantisation).
+
+def colour_keys(image: Image.Image) -> np.ndarray:
+    """Each pixel's colour as one integer 0xBBGGRR, read straight from its RGBX bytes: (H * W,) uint32."""
+    return np.frombuffer(image.convert("RGBX").tobytes(), dtype="<u4") & 0xFFFFFF
+
+
+def key_colours(keys: np.ndarray) -> np.ndarray:
+    """The colours of 0xBBGGRR keys: (N, 3) uint8."""
+    keys = np.asarray(keys, dtype=np.int64)
+    return np.stack([keys & 255, (keys >> 8) & 255, keys >> 16], axis=1).astype(np.uint8)
+
+
+def shared_palette(frames: list[Image.Image], colours: int = 255) -> tuple[Image.Image, np.ndarray]:
+    """One palette for all frames (no colour flicker between frames), as a 'P' image, and the keys
+    (see colour_keys) of the colours it holds exactly, which are its first entries.
+
+    Built from up to 8 frames spread over the animation. The most frequent colours (up to half
+    the palette) are kept exactly: the colour scales, the marks and a perturbation's few pure hues
+    are data, and quantising them together with a photo's thousands of colours moved them by up
+    to 55 of 255 levels. The other colours share the remaining entries (maximum coverage).
     """
     picks = frames if len(frames) <= 8 else [frames[i] for i in np.linspace(0, len(frames) - 1, 8).round().astype(int)]
     width = max(f.width for f in picks)
@@ -349,7 +376,41 @@ def shared_palette(frames: list[Image.Image], colours: int = 255) -> Image.Image
     for frame in picks:
         montage.paste(frame, (0, top))
         top += frame.height
-    return montage.quantize(colors=colours, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    keys = colour_keys(montage)
+    unique, counts = np.unique(keys, return_counts=True)
+    if len(unique) <= colours:
+        exact = unique
+    else:
+        frequent = np.argsort(-counts, kind="stable")[: colours // 2]
+        exact = unique[frequent[counts[frequent] >= EXACT_COLOUR_SHARE * len(keys)]]
+    table = key_colours(exact).ravel().tolist()
+    is_exact = np.zeros(1 << 24, dtype=bool)  # allocated lazily: only the used entries are touched
+    is_exact[exact] = True
+    rest = np.asarray(montage).reshape(-1, 3)[~is_exact[keys]]
+    free = colours - len(exact)
+    if free > 0 and len(rest):
+        quantised = Image.fromarray(rest[None, :, :]).quantize(colors=free, method=Image.Quantize.MAXCOVERAGE,
+                                                              dither=Image.Dither.NONE)
+        used = len(quantised.getcolors(maxcolors=256))
+        table += quantised.getpalette()[: 3 * used]
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(table)  # no more than `colours` entries: index 255 stays free for transparency
+    return palette, exact
+
+
+def palette_indices(frames: list[Image.Image], palette: Image.Image, exact: np.ndarray) -> list[np.ndarray]:
+    """Each RGB frame as (H, W) uint8 palette indices: a colour the palette holds exactly (its
+    first len(exact) entries, keys `exact`) gets its own entry; any other the nearest Pillow finds.
+    Pillow's lookup alone is coarse: it gave (145, 145, 145) the entry (144, 144, 144) although the
+    palette held the colour itself."""
+    exact_index = np.full(1 << 24, -1, dtype=np.int16)
+    exact_index[exact] = np.arange(len(exact))
+    indexed = []
+    for frame in frames:
+        nearest = np.asarray(frame.quantize(palette=palette, dither=Image.Dither.NONE))
+        own = exact_index[colour_keys(frame)].reshape(nearest.shape)
+        indexed.append(np.where(own >= 0, own, nearest).astype(np.uint8))
+    return indexed
 
 
 def save_gif(frames: list[Image.Image], path, alt: str, durations_ms: list[int]) -> dict:
@@ -365,10 +426,10 @@ def save_gif(frames: list[Image.Image], path, alt: str, durations_ms: list[int])
     if len(durations_ms) != len(frames):
         raise ValueError(f"{len(frames)} frames but {len(durations_ms)} durations")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    palette = shared_palette(frames)
+    palette, exact = shared_palette(frames)
     colours = palette.getpalette()[: 3 * 255]
     colours += [255, 255, 255] * (256 - len(colours) // 3)
-    indexed = [np.asarray(f.quantize(palette=palette, dither=Image.Dither.NONE)) for f in frames]
+    indexed = palette_indices(frames, palette, exact)
     coded = []
     for i, current in enumerate(indexed):
         if i:

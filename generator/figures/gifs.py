@@ -14,8 +14,8 @@ from PIL import ImageDraw
 from generator.figures.common import (
     ADVERSARIAL_COLOUR, ANSWER_COLOUR, BAR_TRACK, CLEAN_COLOUR, FLIP_COLOUR, FRAME, MUTED, as_maps,
     diverging_colours, enlarge, enlargement, image_colours, log_ticks, new_sheet, number, paste_panel,
-    percent, save_gif, sequential_colours, shared_panels, symmetric_limit, topk_bars, topk_bars_size,
-    value_range,
+    percent, save_gif, sequential_colours, shared_panels, symmetric_limit, threshold_text, topk_bars,
+    topk_bars_size, value_range,
 )
 from generator.figures.text import INK, draw_text, fit_text, line_height, text_width, wrap_text
 from generator.figures.words import ENGLISH, Words
@@ -126,7 +126,7 @@ def epsilon_sweep_gif(images: np.ndarray, x: np.ndarray, epsilons, probabilities
     factor = number(amplification)
     perturbation_title = words.t("perturbation_times", factor=factor)
     flip_text = (words.t("sweep_flip", before=original, after=class_names[int(labels[flip_index])],
-                         epsilon=f"{epsilons[flip_index]:.5f}") if flip_index >= 0 else "")
+                         epsilon=threshold_text(epsilons[flip_index])) if flip_index >= 0 else "")
     if answer_index < 0:
         answer_text = ""
     elif epsilon_start is not None and epsilon_step is not None:
@@ -165,7 +165,7 @@ def epsilon_sweep_gif(images: np.ndarray, x: np.ndarray, epsilons, probabilities
             fooled = int(labels[i]) != int(labels[0])
             label = class_names[int(labels[i])]
             # The flip frame sits at a bisected threshold between grid points: one more decimal.
-            draw_text(draw, (left, left), f"ε = {eps:.5f}" if i == flip_index else f"ε = {eps:.4f}", head_face)
+            draw_text(draw, (left, left), f"ε = {threshold_text(eps)}" if i == flip_index else f"ε = {eps:.4f}", head_face)
             status = words.t("sweep_prediction", label=label, probability=percent(probabilities[i, labels[i]]))
             draw_text(draw, (width - left, left), status, head_face, FLIP_COLOUR if fooled else INK, "ra")
             notes = []
@@ -178,7 +178,7 @@ def epsilon_sweep_gif(images: np.ndarray, x: np.ndarray, epsilons, probabilities
                     text, colour = words.t("sweep_not_fooled", label=original,
                                            epsilon=f"{epsilons[-1]:.4f}"), MUTED
                 elif fooled:
-                    text, colour = words.t("sweep_fooled", epsilon=f"{epsilons[flip_index]:.5f}"), FLIP_COLOUR
+                    text, colour = words.t("sweep_fooled", epsilon=threshold_text(epsilons[flip_index])), FLIP_COLOUR
                 else:
                     text, colour = words.t("sweep_unchanged", label=original), MUTED
                 notes.append((wrap_text(text, text_face, width - 2 * left), colour))
@@ -212,7 +212,7 @@ def epsilon_sweep_gif(images: np.ndarray, x: np.ndarray, epsilons, probabilities
         held = [mark["frame"] for mark in marks.values() if mark]
         if marks["flip"]:
             outcome = words.t("sweep_alt_flip", before=original, after=class_names[int(labels[flip_index])],
-                              epsilon=f"{epsilons[flip_index]:.5f}", frame=marks["flip"]["frame"] + 1)
+                              epsilon=threshold_text(epsilons[flip_index]), frame=marks["flip"]["frame"] + 1)
         else:
             outcome = words.t("sweep_alt_not_fooled", label=original)
         if marks["answer"]:
@@ -273,7 +273,8 @@ def propagation_gif(layers: Sequence[tuple[str, np.ndarray, np.ndarray, int, str
     network order: the caller chooses the channel shown per layer ('filter' or 'channel') and
     gives the layer's relative change ||f(x') - f(x)|| / ||f(x)|| (the probe's measure). role:
     'most_changed' or 'chosen' says why those channels are shown (None says nothing). Each frame
-    shows the channel (original, adversarial on a shared scale, difference on ±max|diff|), the
+    shows the channel (original, adversarial on a shared scale, difference on one scale relative to
+    each map's range, the same share in every frame, so a larger change looks stronger), the
     relative change, and a small log-scale chart of all layers' relative changes so far.
     Panels shrink if the file would exceed max_bytes.
 
@@ -295,6 +296,17 @@ def propagation_gif(layers: Sequence[tuple[str, np.ndarray, np.ndarray, int, str
         checked.append((name, clean, adv, int(channel), unit, float(change)))
     changes = [entry[5] for entry in checked]
     names = [entry[0] for entry in checked]
+    # One difference scale for the whole animation, relative to each map's own range: a frame's
+    # limit is `share` x (max - min of its map), `share` the largest max|diff| / range of all
+    # frames. Scaling each frame to its own max|diff| painted the first layer's small change as
+    # boldly as the last layer's large one, hiding the growth the animation is there to show.
+    spans, reaches = [], []
+    for _, clean, adv, channel, _, _ in checked:
+        cm, am = clean[:, :, channel], adv[:, :, channel]
+        span = float(max(cm.max(), am.max()) - min(cm.min(), am.min()))
+        spans.append(span)
+        reaches.append(symmetric_limit(am - cm) / span if span > 0 else 0.0)
+    share = max(reaches)
     head_face, text_face, small_face = words.face(14, bold=True), words.face(12, bold=True), words.face(11)
     difference = words.t("difference_panel")
     suffix = words.t(f"propagation_role_{role}") if role else ""
@@ -313,7 +325,10 @@ def propagation_gif(layers: Sequence[tuple[str, np.ndarray, np.ndarray, int, str
         heading_lines = max(len(wrap_text(h, head_face, width - 2 * MARGIN)) for h in headings)
         top = MARGIN + (heading_lines + 1) * (line_height(head_face) + 4) + 6
         panel_top = top + line_height(text_face) + 4
-        strip_top = panel_top + slot_h + 4 + line_height(small_face) + 16
+        difference_notes = [words.t("scale_limit_share", limit=number(share * span), share=f"{share * 100:.2g}")
+                            for span in spans]
+        note_lines = max(len(wrap_text(note, small_face, cell_w)) for note in difference_notes)
+        strip_top = panel_top + slot_h + 4 + note_lines * line_height(small_face) + 16
         strip_h = 80
         height = strip_top + line_height(small_face) + 6 + strip_h + 5 + line_height(small_face) + MARGIN
         frames = []
@@ -321,7 +336,7 @@ def propagation_gif(layers: Sequence[tuple[str, np.ndarray, np.ndarray, int, str
             cm, am = clean[:, :, channel], adv[:, :, channel]
             diff = am - cm
             lo, hi = float(min(cm.min(), am.min())), float(max(cm.max(), am.max()))
-            limit = symmetric_limit(diff)
+            limit = share * spans[index]
             sheet, draw = new_sheet(width, height)
             y = MARGIN
             for line in wrap_text(headings[index], head_face, width - 2 * MARGIN):
@@ -332,13 +347,15 @@ def propagation_gif(layers: Sequence[tuple[str, np.ndarray, np.ndarray, int, str
             panels = [(words.t("original"), sequential_colours(cm, lo, hi),
                        words.t("scale_range", range=value_range(lo, hi))),
                       (words.t("adversarial"), sequential_colours(am, lo, hi), words.t("same_scale")),
-                      (difference, diverging_colours(diff, limit), words.t("scale_limit", limit=number(limit)))]
+                      (difference, diverging_colours(diff, limit), difference_notes[index])]
             for slot, (title, pixels, note) in enumerate(panels):
                 cx = MARGIN + slot * (cell_w + GAP)
                 big = enlarge(pixels, factor)
                 draw_text(draw, (cx + cell_w // 2, top), title, text_face, INK, "ma")
                 paste_panel(sheet, big, cx + (cell_w - big.shape[1]) // 2, panel_top + (slot_h - big.shape[0]) // 2)
-                draw_text(draw, (cx + cell_w // 2, panel_top + slot_h + 4), note, small_face, MUTED, "ma")
+                for row, line in enumerate(wrap_text(note, small_face, cell_w)):
+                    draw_text(draw, (cx + cell_w // 2, panel_top + slot_h + 4 + row * line_height(small_face)),
+                              line, small_face, MUTED, "ma")
             _change_strip(draw, MARGIN, strip_top, width - 2 * MARGIN, strip_h, names, changes, index, small_face,
                           words)
             frames.append(sheet)

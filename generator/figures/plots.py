@@ -24,6 +24,8 @@ RATIO = "#6a3d9a"
 BAR_HEX = "#e8e8e8"  # the rows of the epsilon strip
 FORMULA = "formula"  # the gid of texts written symbols-first (see _use_font)
 DPI = 100
+DOT_BAND = 0.36  # the epsilon strip's dots stay within this distance of their row's line (rows are 1 apart)
+DOT_SPACING_PX = 7  # least distance between stacked dots of the epsilon strip
 
 
 def _figure(width_in: float, height_in: float, rows: int = 1, cols: int = 1,
@@ -302,12 +304,21 @@ def epsilon_strip(groups: Mapping[str, Sequence[tuple[str, float | None]]], path
         raise ValueError("epsilon_strip needs at least one group")
     titles = list(groups)
     found = [e for entries in groups.values() for _, e in entries if e is not None and e > 0]
-    # Row labels: long titles wrap onto two lines; the left margin is measured with the words'
-    # font at matplotlib's size (10 pt at DPI 100 is about 14 px).
+    # Row labels: long titles wrap onto two lines, after the title's colon when it has one (so
+    # "Tiny VGG" is not split); the left margin is measured with the words' font at matplotlib's
+    # size (10 pt at DPI 100 is about 14 px).
     label_face = words.face(14)
-    labels = ["\n".join(wrap_text(group, label_face, 220, break_cjk=False)) for group in titles]
+    labels = ["\n".join(_row_label_lines(group, label_face, 220)) for group in titles]
     label_w = max(text_width(line, label_face) for label in labels for line in label.split("\n"))
-    width_in, height_in = 7.6, 1.6 + 0.6 * len(titles)
+    # Dots at one epsilon stack in slots above and below their row's line. The stack stays inside
+    # the row's band (DOT_BAND on either side), the slots at least DOT_SPACING_PX apart, so the
+    # figure grows with its tallest stack rather than letting dots spill out of the axes.
+    slots = {group: stack_slots(np.log10(sorted(e for _, e in entries if e is not None and e > 0)))
+             for group, entries in groups.items()}
+    tallest = max([float(np.abs(s).max()) for s in slots.values() if s.size] + [1.0])
+    spread = min(0.12, DOT_BAND / tallest)
+    axes_h_px = DOT_SPACING_PX / spread * (len(titles) + 0.4)  # the y axis spans rows + 0.4
+    width_in, height_in = 7.6, max(1.6 + 0.6 * len(titles), 1.12 + axes_h_px / DPI)
     figure, axes = _figure(width_in, height_in, 1, 2,
                            margins=((label_w + 18) / (width_in * DPI), 0.62 / height_in, 0.97, 1 - 0.5 / height_in),
                            wspace=0.06, width_ratios=[5, 1])
@@ -322,12 +333,13 @@ def epsilon_strip(groups: Mapping[str, Sequence[tuple[str, float | None]]], path
         missed = [name for name, e in entries if e is None or not e > 0]
         ax.axhline(y, color=BAR_HEX, linewidth=0.8, zorder=0)
         if fooled:
-            ax.scatter(fooled, y + _stack(np.log10(fooled)), s=36, color=ADVERSARIAL, edgecolor="white",
+            ax.scatter(fooled, y + spread * slots[group], s=36, color=ADVERSARIAL, edgecolor="white",
                        linewidth=0.6, zorder=3)
             middle = float(np.median(fooled))
-            ax.plot([middle, middle], [y - 0.32, y + 0.32], color="#111111", linewidth=2, zorder=2)
-            ax.annotate(words.t("median_short", value=number(middle)), (middle, y + 0.34), ha="center",
-                        va="bottom", fontsize=8, color="#111111")
+            ax.plot([middle, middle], [y - DOT_BAND - 0.04, y + DOT_BAND + 0.04], color="#111111", linewidth=2,
+                    zorder=2)
+            ax.annotate(words.t("median_short", value=number(middle)), (middle, y + DOT_BAND + 0.06),
+                        ha="center", va="bottom", fontsize=8, color="#111111")
         apart.axhline(y, color=BAR_HEX, linewidth=0.8, zorder=0)
         if missed:  # up to five hollow dots side by side, and how many there are
             drawn = min(len(missed), 5)
@@ -363,16 +375,28 @@ def epsilon_strip(groups: Mapping[str, Sequence[tuple[str, float | None]]], path
 
 
 
-def _stack(positions, spread: float = 0.12, near: float = 0.03) -> np.ndarray:
-    """Vertical offsets that keep dots at (nearly) the same position apart: the n-th dot of a run
-    of neighbours goes alternately above and below the line."""
+def _row_label_lines(title: str, face, width: int) -> list[str]:
+    """`title` wrapped to `width` pixels at spaces; a title too wide for one line breaks after its
+    first colon ('：' or ': ') when both parts then fit."""
+    lines = wrap_text(title, face, width, break_cjk=False)
+    if len(lines) > 1:
+        for colon in ("：", ": "):
+            head, found, tail = title.partition(colon)
+            if found and tail and max(text_width(head + colon.strip(), face), text_width(tail, face)) <= width:
+                return [head + colon.strip(), tail]
+    return lines
+
+
+def stack_slots(positions, near: float = 0.03) -> np.ndarray:
+    """Slots that keep dots at (nearly) the same position apart: 0 on the line, then +1, -1, +2,
+    -2, ... for the following neighbours of a run (positions sorted; neighbours closer than `near`)."""
     positions = np.asarray(positions, float)
-    offsets = np.zeros(positions.size)
+    slots = np.zeros(positions.size)
     run = 0
     for i in range(1, positions.size):
         run = run + 1 if abs(positions[i] - positions[i - 1]) < near else 0
-        offsets[i] = ((run + 1) // 2) * spread * (1 if run % 2 else -1)
-    return offsets
+        slots[i] = ((run + 1) // 2) * (1 if run % 2 else -1)
+    return slots
 
 
 def robustness_plot(epsilons, attack_accuracy, noise_accuracy, path, *, samples: int, test_size: int,

@@ -340,6 +340,8 @@ PHRASES: dict[str, tuple] = {
     "scale_range": ("scale {range}", "色标 {range}"),
     "same_scale": ("same scale", "同一色标"),
     "scale_limit": ("scale ±{limit}", "色标 ±{limit}"),
+    "scale_limit_share": ("scale ±{limit}, {share} % of range (all frames)",
+                          "色标 ±{limit}，即取值范围的 {share} %（各帧相同）"),
     "grey_no_change": ("grey = no change", "灰色 = 无变化"),
     "perturbation_times": ("perturbation ×{factor}", "扰动 ×{factor}"),
     "epsilon_axis": ("ε (largest change per pixel, pixel range 0–1)", "ε（每个像素的最大改变量，像素范围 0–1）"),
@@ -375,7 +377,8 @@ PHRASES: dict[str, tuple] = {
                   "original on ±{limit} (red higher, blue lower)",
                   "{selection}；原始图像与对抗样本共用一个色标 {scale}；差值 = 对抗样本 − 原始图像，色标 ±{limit}"
                   "（红色表示升高，蓝色表示降低）"),
-    "grid_captions": ("under each map: its own min – max", "每个特征图下方：该图自身的最小值 – 最大值"),
+    "grid_captions": ("numbered from 0; under each map: its own min – max",
+                      "编号从 0 开始；每个特征图下方：该图自身的最小值 – 最大值"),
     "grid_legend_shared": ("{layer}: original & adversarial", "{layer}：原始图像与对抗样本"),
     "grid_alt": ("{layer} ({shape}), {selection}: rows show the original maps, the adversarial maps and their "
                  "difference for {units} {indices}. Original and adversarial share the scale {scale}; the "
@@ -397,7 +400,8 @@ PHRASES: dict[str, tuple] = {
                       ("{count} input channels; one scale ±{limit} for all weights (red positive, blue negative, "
                        "near-white zero)")),
                      "{count} 个输入通道；所有权重共用一个色标 ±{limit}（红色为正，蓝色为负，接近白色为零）"),
-    "kernels_captions": ("under each filter: its own min – max", "每个卷积核下方：其自身的最小值 – 最大值"),
+    "kernels_captions": ("numbered from 0; under each filter: its own min – max",
+                         "编号从 0 开始；每个卷积核下方：其自身的最小值 – 最大值"),
     "kernels_alt": ("The {count} learned {size} filters of {layer} (input channels: {channels}), coloured red for "
                     "positive and blue for negative weights on one scale of ±{limit}; weights range {range}.",
                     "{layer} 学到的 {count} 个 {size} 卷积核（输入通道数：{channels}），正权重为红色、负权重为蓝色，"
@@ -409,15 +413,16 @@ PHRASES: dict[str, tuple] = {
     "zoom_note": ("{shape} map enlarged ×{factor}, each square one activation; colours on the layer's scales, as in "
                   "its comparison grid",
                   "{shape} 的特征图放大 {factor} 倍，每个方块是一个激活值；颜色沿用该层的色标，与该层的对比图一致"),
-    "zoom_box": ("box: the {size} window where this map changed most (rows {rows}, columns {columns}), {share} % of "
+    "zoom_box": ("box: the {size} window where this map changed most (rows {rows}, columns {columns}, counted from "
+                 "0), {share} % of "
                  "its total |difference|",
-                 "方框：该特征图中变化最大的 {size} 区域（行 {rows}，列 {columns}），占该图差值绝对值总和的 {share} %"),
+                 "方框：该特征图中变化最大的 {size} 区域（行 {rows}，列 {columns}，从 0 起数），占该图差值绝对值总和的 {share} %"),
     "zoom_no_change": ("this map did not change", "该特征图没有变化"),
     "zoom_legend_shared": ("original & adversarial ({layer} scale)", "原始图像与对抗样本（{layer} 色标）"),
     "zoom_legend_difference": ("difference ({layer} scale)", "差值（{layer} 色标）"),
     "zoom_alt_box": ("The box marks the {size} region where this map changed most, rows {rows} and columns "
-                     "{columns}, holding {share} % of its total change.",
-                     "方框标出该特征图变化最大的 {size} 区域（行 {rows}，列 {columns}），占其总变化量的 {share} %。"),
+                     "{columns} (counted from 0), holding {share} % of its total change.",
+                     "方框标出该特征图变化最大的 {size} 区域（行 {rows}，列 {columns}，从 0 起数），占其总变化量的 {share} %。"),
     "zoom_alt_no_change": ("The map did not change.", "该特征图没有变化。"),
     "zoom_alt": ("{heading}: the {shape} map enlarged, original beside adversarial beside their difference. Original "
                  "ranges {clean}, adversarial {adv}, on the layer's shared scale {scale}; the difference ranges "

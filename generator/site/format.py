@@ -7,6 +7,8 @@ import json
 import math
 from typing import Any, Sequence
 
+from generator.figures.common import threshold_text
+
 _HTML_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
 # Characters Python-Markdown treats as syntax and accepts a backslash escape for ("|" is
 # added by the tables extension). Escaping others would leave a visible backslash.
@@ -62,9 +64,8 @@ def format_ratio(value: float | None) -> str:
 
 
 def format_threshold(value: float | None) -> str:
-    """A threshold found by bisection between grid points: five decimals, one more than the grid's
-    epsilons, so it never prints as the grid point beside it (0.01912, not 0.0191)."""
-    return "—" if value is None else f"{float(value):.5f}"
+    """A threshold, as the figures print it (figures.common.threshold_text)."""
+    return "—" if value is None else threshold_text(value)
 
 
 def format_fixed(value: float | None, digits: int = 4) -> str:

@@ -66,8 +66,10 @@ export function formatEpsilon(v) {
   return v === null || v === undefined ? "—" : v.toFixed(4);
 }
 
+/** A probability: one decimal; two significant digits below 0.1 %; "<0.01%" below 0.01 % (it fits the bar's column). */
 export function formatPercent(p) {
   const percent = 100 * p;
+  if (percent > 0 && percent < 0.01) return "<0.01%";
   if (percent > 0 && percent < 0.1) return percent.toPrecision(2) + "%";
   return percent.toFixed(1) + "%";
 }
