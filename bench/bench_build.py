@@ -1,12 +1,14 @@
 """Benchmark: whole builds against the time of `import tensorflow`, measured in the same run.
 
 Run by hand:  .venv/bin/python bench/bench_build.py [--repeats 3] [--code PATH ...] [--default]
+                  [--config-for PATH=FILE ...]
 
 Machines here differ two- to threefold from one session to the next, so every time is printed
 as a ratio to the median time of `python -c "import tensorflow"` (a separate process, like a
 build), measured in the same run. Each build runs as its own process in a scratch project (a
 copy of content/ and one config), on the code of each --code folder (default: this checkout),
-so an old and a new version compare in one run:
+so an old and a new version compare in one run (an old version that reads another config format
+is given its own copy of the 21-photo config with --config-for PATH=FILE):
 
 1. cold build of site_config/cnn_explainer.yml (the 21 photos, English; empty build/ cache):
    target <= 3x import tensorflow;
@@ -57,11 +59,11 @@ def import_tensorflow(code: Path) -> float:
     return timed_run([PYTHON, "-c", "import tensorflow"], REPO, environment(code))[0]
 
 
-def scratch_project(root: Path, config_name: str) -> Path:
+def scratch_project(root: Path, config_source: Path) -> Path:
     shutil.copytree(REPO / "content", root / "content")
     (root / "site_config").mkdir()
     config = root / "site_config" / "site.yml"
-    shutil.copy(REPO / "site_config" / config_name, config)
+    shutil.copy(config_source, config)
     return config
 
 
@@ -122,7 +124,7 @@ def serve_add_image(code: Path, config: Path) -> float:
             process.kill()
 
 
-def measure_once(code: Path, results: dict[str, list[float]], default: bool) -> None:
+def measure_once(code: Path, results: dict[str, list[float]], default: bool, photos_config: Path) -> None:
     """One round of every measurement on the code of ``code``, appended to ``results``."""
 
     def note(key: str, seconds: float) -> None:
@@ -130,7 +132,7 @@ def measure_once(code: Path, results: dict[str, list[float]], default: bool) -> 
 
     note("import tensorflow", import_tensorflow(code))
     with tempfile.TemporaryDirectory(prefix="bench-build-") as scratch:
-        config = scratch_project(Path(scratch), "cnn_explainer.yml")
+        config = scratch_project(Path(scratch), photos_config)
         note("cold build (21 photos)", build(code, config)[0])
         note("rebuild, nothing changed", build(code, config)[0])
         data = yaml.safe_load(config.read_text())
@@ -141,13 +143,14 @@ def measure_once(code: Path, results: dict[str, list[float]], default: bool) -> 
         print(f"  {code}: after the title change, {links} of {files} figure files in build/docs are hard links")
         add_image(config)
         note("one image added", build(code, config)[0])
-    with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
-        config = scratch_project(Path(scratch), "cnn_explainer.yml")
-        note("serve: one image added", serve_add_image(code, config))
+    if code == REPO:  # older checkouts' serve reports no rebuild time
+        with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
+            config = scratch_project(Path(scratch), photos_config)
+            note("serve: one image added", serve_add_image(code, config))
     note("import tensorflow", import_tensorflow(code))
     if default:
         with tempfile.TemporaryDirectory(prefix="bench-default-") as scratch:
-            config = scratch_project(Path(scratch), "site.yml")
+            config = scratch_project(Path(scratch), REPO / "site_config" / "site.yml")
             note("cold build (default site)", build(code, config)[0])
 
 
@@ -175,12 +178,18 @@ def main() -> None:
     parser.add_argument("--code", type=Path, action="append",
                         help="a checkout whose generator package to run (repeatable; default this one)")
     parser.add_argument("--default", action="store_true", help="also a cold build of the default site")
+    parser.add_argument("--config-for", action="append", default=[], metavar="PATH=FILE",
+                        help="the 21-photo config the checkout PATH reads (default site_config/cnn_explainer.yml)")
     args = parser.parse_args()
     codes = [path.resolve() for path in args.code] if args.code else [REPO]
+    photos_configs = {code: REPO / "site_config" / "cnn_explainer.yml" for code in codes}
+    for pair in args.config_for:
+        path, _, file = pair.partition("=")
+        photos_configs[Path(path).resolve()] = Path(file).resolve()
     results: dict[Path, dict[str, list[float]]] = {code: {} for code in codes}
     for _ in range(args.repeats):  # versions interleaved, so a change of load hits them alike
         for code in codes:
-            measure_once(code, results[code], args.default)
+            measure_once(code, results[code], args.default, photos_configs[code])
     medians = {code: {key: statistics.median(values) for key, values in results[code].items()} for code in codes}
     for code in codes:
         report(code, medians[code])
