@@ -132,6 +132,20 @@ def test_each_language_is_its_own_material_project(tmp_path):
     assert zh["markdown_extensions"] == shared["markdown_extensions"]
 
 
+def test_other_languages_segment_their_few_chinese_terms_with_a_dictionary_of_them(tmp_path):
+    (tmp_path / "en" / "sub").mkdir(parents=True)
+    (tmp_path / "en" / "glossary.md").write_text("| perturbation | 扰动 |\n| adversarial example | 对抗样本 |\n")
+    (tmp_path / "en" / "sub" / "page.md").write_text("扰动, again\n")
+    (tmp_path / "zh").mkdir()
+    (tmp_path / "zh" / "index.md").write_text("对抗样本与扰动\n")
+    en = mkdocs.search_settings(tmp_path, "en")
+    assert (tmp_path / en["jieba_dict"]).read_text("utf-8") == "对抗样本 1\n扰动 1\n"
+    assert "jieba_dict" not in mkdocs.search_settings(tmp_path, "zh")  # jieba's own dictionary
+    (tmp_path / "en" / "glossary.md").write_text("no Chinese\n")
+    (tmp_path / "en" / "sub" / "page.md").write_text("none here\n")
+    assert "jieba_dict" not in mkdocs.search_settings(tmp_path, "en")
+
+
 def test_the_root_page_sends_readers_to_their_language():
     page = mkdocs.root_page({**SITE, "languages": ["en", "zh"]})
     assert '<html lang="en">' in page and 'url=en/' in page

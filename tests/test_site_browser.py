@@ -138,7 +138,7 @@ def test_chinese_pages_have_a_chinese_interface(browser, base_url, site_dir):
     page.close()
 
 
-@pytest.mark.parametrize("lang, word", [("zh", "扰动"), ("zh", "小熊猫"), ("en", "perturbation")])
+@pytest.mark.parametrize("lang, word", [("zh", "扰动"), ("zh", "小熊猫"), ("en", "perturbation"), ("en", "扰动")])
 def test_search_finds_words_in_the_pages_language(browser, base_url, lang, word):
     page, _ = open_page(browser, base_url + f"{lang}/")
     page.click("input.md-search__input")

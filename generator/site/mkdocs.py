@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -29,10 +30,28 @@ PALETTE_TOGGLES = {"zh": ("切换到深色模式", "切换到浅色模式")}
 # Material's default separator plus the zero-width space its search plugin puts between the
 # words jieba finds in Chinese text, so that 扰动 and 小熊猫 are words of the index.
 SEARCH_SEPARATOR = r'[\s\u200b\-_,:!=\[\]()"`/]+|\.(?!\d)|&[lg]t;|(?!\b)(?=[A-Z][a-z])'
+CHINESE_RUN = re.compile(r"[\u4e00-\u9fff]+")
 
 
 def language_config_path(docs_dir: Path, lang: str) -> Path:
     return Path(docs_dir) / f"mkdocs-{lang}.yml"
+
+
+def search_settings(docs_dir: Path, lang: str) -> dict:
+    """The search plugin's settings for one language. Chinese pages are segmented with jieba's
+    own dictionary. Other languages' pages hold Chinese only as whole terms (the glossary's), so
+    they get a dictionary of exactly those terms, each then one word of the index: loading
+    jieba's full dictionary would cost about a second of every build of that language."""
+    settings = {"lang": [lang if lang != "zh" else "en"], "separator": SEARCH_SEPARATOR}
+    if lang != "zh":
+        runs = sorted({run for page in sorted((Path(docs_dir) / lang).rglob("*.md"))
+                       for run in CHINESE_RUN.findall(page.read_text(encoding="utf-8"))})
+        if runs:
+            dictionary = Path(docs_dir) / f"jieba-{lang}.txt"
+            dictionary.write_text("".join(f"{run} 1\n" for run in runs), encoding="utf-8")
+            # Read by the plugin relative to the working directory, which is docs_dir.
+            settings["jieba_dict"] = dictionary.name
+    return settings
 
 
 def language_config(repo_root: Path, docs_dir: Path, lang: str, site: dict, nav: list) -> dict:
@@ -64,7 +83,7 @@ def language_config(repo_root: Path, docs_dir: Path, lang: str, site: dict, nav:
         # its own target on the command line.
         "site_dir": f"_site/{lang}",
         "theme": theme,
-        "plugins": [{"search": {"lang": [lang if lang != "zh" else "en"], "separator": SEARCH_SEPARATOR}},
+        "plugins": [{"search": search_settings(docs_dir, lang)},
                     *[plugin for plugin in shared.get("plugins") or [] if plugin != "search"]],
         # A site in one language has no language selector.
         "extra": {**(shared.get("extra") or {}), **({"alternate": [
