@@ -313,21 +313,28 @@ def figure_record(path, alt: str, width: int, height: int, frames: int | None) -
             "frames": frames, "bytes": os.path.getsize(path)}
 
 
+def colour_keys(image: Image.Image) -> np.ndarray:
+    """Each pixel's colour as one integer 0xBBGGRR, read straight from its RGBX bytes: (H * W,) uint32."""
+    return np.frombuffer(image.convert("RGBX").tobytes(), dtype="<u4") & 0xFFFFFF
+
+
+def key_colours(keys: np.ndarray) -> np.ndarray:
+    """The colours of 0xBBGGRR keys: (N, 3) uint8."""
+    keys = np.asarray(keys, dtype=np.int64)
+    return np.stack([keys & 255, (keys >> 8) & 255, keys >> 16], axis=1).astype(np.uint8)
+
+
 def compact_image(image: Image.Image) -> Image.Image:
     """`image` as a palette ('P') image when it has at most 256 colours, each kept exactly (the
     file is about half the size); otherwise as RGB. A figure's colours are data: none is ever
     replaced by a neighbour, which would, for one, show a colour bar's rare ends and a map's
     largest changes in another scale's colours."""
     rgb = image.convert("RGB")
-    counted = rgb.getcolors(maxcolors=256)
-    if counted is None:
+    if rgb.getcolors(maxcolors=256) is None:
         return rgb
-    colours = np.array([colour for _, colour in counted], dtype=np.int64)
-    # A lookup table over all 2**24 colours (allocated lazily: only the used entries are touched).
-    table = np.zeros(1 << 24, dtype=np.uint8)
-    table[colours[:, 0] | (colours[:, 1] << 8) | (colours[:, 2] << 16)] = np.arange(len(colours))
-    indexed = Image.fromarray(table[colour_keys(rgb)].reshape(rgb.height, rgb.width), "P")
-    indexed.putpalette(colours.astype(np.uint8).ravel().tolist())
+    colours, indices = np.unique(colour_keys(rgb), return_inverse=True)
+    indexed = Image.fromarray(indices.astype(np.uint8).reshape(rgb.height, rgb.width), "P")
+    indexed.putpalette(key_colours(colours).ravel().tolist())
     return indexed
 
 
@@ -347,17 +354,6 @@ TRANSPARENT_INDEX = 255  # left free by the 255-colour palette; marks "unchanged
 
 # Colours covering at least this share of the sampled frames get a palette entry of their own.
 EXACT_COLOUR_SHARE = 1e-4
-
-
-def colour_keys(image: Image.Image) -> np.ndarray:
-    """Each pixel's colour as one integer 0xBBGGRR, read straight from its RGBX bytes: (H * W,) uint32."""
-    return np.frombuffer(image.convert("RGBX").tobytes(), dtype="<u4") & 0xFFFFFF
-
-
-def key_colours(keys: np.ndarray) -> np.ndarray:
-    """The colours of 0xBBGGRR keys: (N, 3) uint8."""
-    keys = np.asarray(keys, dtype=np.int64)
-    return np.stack([keys & 255, (keys >> 8) & 255, keys >> 16], axis=1).astype(np.uint8)
 
 
 def shared_palette(frames: list[Image.Image], colours: int = 255) -> tuple[Image.Image, np.ndarray]:

@@ -125,8 +125,10 @@ def epsilon_sweep_gif(images: np.ndarray, x: np.ndarray, epsilons, probabilities
     label_w, bars_w, bars_h = topk_bars_size(class_names, len(classes), text_face, 120)
     factor = number(amplification)
     perturbation_title = words.t("perturbation_times", factor=factor)
+    # The flip frame sits at a bisected threshold between grid points: printed as thresholds are.
+    flip_epsilon = threshold_text(epsilons[flip_index]) if flip_index >= 0 else None
     flip_text = (words.t("sweep_flip", before=original, after=class_names[int(labels[flip_index])],
-                         epsilon=threshold_text(epsilons[flip_index])) if flip_index >= 0 else "")
+                         epsilon=flip_epsilon) if flip_index >= 0 else "")
     if answer_index < 0:
         answer_text = ""
     elif epsilon_start is not None and epsilon_step is not None:
@@ -164,8 +166,7 @@ def epsilon_sweep_gif(images: np.ndarray, x: np.ndarray, epsilons, probabilities
             sheet, draw = new_sheet(width, height)
             fooled = int(labels[i]) != int(labels[0])
             label = class_names[int(labels[i])]
-            # The flip frame sits at a bisected threshold between grid points: one more decimal.
-            draw_text(draw, (left, left), f"ε = {threshold_text(eps)}" if i == flip_index else f"ε = {eps:.4f}", head_face)
+            draw_text(draw, (left, left), f"ε = {flip_epsilon if i == flip_index else f'{eps:.4f}'}", head_face)
             status = words.t("sweep_prediction", label=label, probability=percent(probabilities[i, labels[i]]))
             draw_text(draw, (width - left, left), status, head_face, FLIP_COLOUR if fooled else INK, "ra")
             notes = []
@@ -178,7 +179,7 @@ def epsilon_sweep_gif(images: np.ndarray, x: np.ndarray, epsilons, probabilities
                     text, colour = words.t("sweep_not_fooled", label=original,
                                            epsilon=f"{epsilons[-1]:.4f}"), MUTED
                 elif fooled:
-                    text, colour = words.t("sweep_fooled", epsilon=threshold_text(epsilons[flip_index])), FLIP_COLOUR
+                    text, colour = words.t("sweep_fooled", epsilon=flip_epsilon), FLIP_COLOUR
                 else:
                     text, colour = words.t("sweep_unchanged", label=original), MUTED
                 notes.append((wrap_text(text, text_face, width - 2 * left), colour))
@@ -212,7 +213,7 @@ def epsilon_sweep_gif(images: np.ndarray, x: np.ndarray, epsilons, probabilities
         held = [mark["frame"] for mark in marks.values() if mark]
         if marks["flip"]:
             outcome = words.t("sweep_alt_flip", before=original, after=class_names[int(labels[flip_index])],
-                              epsilon=threshold_text(epsilons[flip_index]), frame=marks["flip"]["frame"] + 1)
+                              epsilon=flip_epsilon, frame=marks["flip"]["frame"] + 1)
         else:
             outcome = words.t("sweep_alt_not_fooled", label=original)
         if marks["answer"]:
