@@ -1,8 +1,9 @@
 """Every number the pages state is the manifest's, for the thing the page talks about.
 
 The built Markdown of the real default build (both languages) is parsed: every ε, every
-percentage, every layer name and every "filter/channel k" in the text must be a value the
-manifest holds for that page's image or experiment, in the one format the site prints it in.
+percentage, every ratio ("×3.18", "4.03 times"), every layer name and every "filter/channel k" in
+the text must be a value the manifest holds for that page's image or experiment, in the one
+format the site prints it in.
 Code blocks, the configuration listing and image alt text (written by the figures from the same
 records) are left out.
 """
@@ -21,7 +22,9 @@ from generator.site.format import (format_epsilon, format_fixed, format_number, 
 
 pytestmark = pytest.mark.slow
 
-EPSILON = re.compile(r"(?<![\d.])(\d\.\d{4,5})(?![\d.%])")  # 0.0100, 0.01912: the ε formats
+EPSILON = re.compile(r"(?<![\d.])(\d\.\d{4,7})(?![\d.%])")  # 0.0100, 0.01912, 0.0000367: the ε formats
+# "×3.18", "4.03 times", "4.03 倍": how many times as large (not a shape such as 62×62×10)
+RATIO = re.compile(r"(?<![\d.])×(\d[\d,]*(?:\.\d+)?)|(?<![\d.,])(\d[\d,]*(?:\.\d+)?) ?(?:times|倍)")
 PERCENT = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?(?:e-?\d+)?)%")
 MAP = re.compile(r"([a-z][a-z0-9_\\]*), (filter|channel) (\d+)|([a-z][a-z0-9_\\]*) 的(卷积核|通道) (\d+)")
 
@@ -50,6 +53,7 @@ def numbers(value) -> list[float]:
 def allowed(*subtrees) -> dict[str, set[str]]:
     values = [n for subtree in subtrees for n in numbers(subtree)]
     return {"epsilon": {format_epsilon(v) for v in values} | {format_threshold(v) for v in values},
+            "ratio": {format_ratio(v) for v in values} | {format_number(v) for v in values},
             "percent": {format_percent(v).rstrip("%") for v in values} | {format_percent(v, 0).rstrip("%") for v in values}
             | {f"{v:g}" for v in values}}
 
@@ -66,6 +70,9 @@ def check_page(path: Path, scope: dict[str, set[str]], layers: set[str], maps: s
         assert value in scope["epsilon"], f"{path}: ε {value} is not a manifest value of this page"
     for value in PERCENT.findall(text):
         assert value in scope["percent"], f"{path}: {value}% is not a manifest value of this page"
+    for match in RATIO.finditer(text):
+        value = match.group(1) or match.group(2)
+        assert value in scope["ratio"], f"{path}: ratio {value} is not a manifest value of this page"
     for match in MAP.finditer(text):
         layer = (match.group(1) or match.group(4)).replace("\\", "")
         unit = {"卷积核": "filter", "通道": "channel"}.get(match.group(5), match.group(2))
