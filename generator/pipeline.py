@@ -297,13 +297,14 @@ def build_settings(build: Build) -> dict:
 def _build_site(build: Build) -> dict:
     from generator.stages.docs import stage_comparison, stage_docs
     from generator.stages.drawing import Jobs
-    from generator.stages.publish import stage_site
+    from generator.stages.publish import prepare_site, stage_site
 
     from generator.figures.words import words_for
 
     config = build.config
     # The stages start the drawing workers as soon as they know there is something to draw.
     build.drawings = Jobs(build)
+    prepare_site(build)
     try:
         for lang in build.languages:
             if words_for(lang).fallback_warning:

@@ -38,7 +38,8 @@ def test_figures_drawn_by_workers_are_the_bytes_of_a_serial_run(tmp_path):
     from generator.analysis.attack import AttackSettings
     from generator.analysis.record import analyse_image
     from generator.inputs.config import FiguresSection
-    from generator.stages.images import draw_image_figures
+    from generator.figures import SET_PARTS
+    from generator.stages.images import draw_image_figures, write_figure_set
 
     keras.utils.set_random_seed(1)
     model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, activation="relu", name="conv_1_1"),
@@ -57,11 +58,16 @@ def test_figures_drawn_by_workers_are_the_bytes_of_a_serial_run(tmp_path):
         for lang in ("en", "zh"):
             queue.submit("figures", lang, draw_image_figures,
                          (record, arrays, names, record["title"][lang], FiguresSection(zoom_channel=0), lang),
-                         lambda result, lang=lang: made.setdefault((jobs, lang), result), figure_set=True)
+                         lambda result, lang=lang: made.setdefault((jobs, lang), result), figure_set=True,
+                         parts=SET_PARTS, finish=write_figure_set)
         queue.wait()
         assert build.work["drawn"] == 2
     for lang in ("en", "zh"):
         assert made[(1, lang)] == made[(2, lang)]
+        # The parts together drew the whole set, in page order.
+        whole = draw_image_figures(record, arrays, names, record["title"][lang], FiguresSection(zoom_channel=0),
+                                   lang, tmp_path / f"whole-{lang}")
+        assert list(made[(1, lang)]) == list(whole) and made[(1, lang)] == whole
         serial, parallel = (tmp_path / f"jobs{jobs}" / "cache" / "figures" / lang for jobs in (1, 2))
         files = sorted(p.name for p in serial.iterdir())
         assert len(files) > 10 and files == sorted(p.name for p in parallel.iterdir())
@@ -80,6 +86,40 @@ def test_a_failed_job_leaves_no_entry_and_stops_the_others(tmp_path, jobs):
         queue.wait()
     assert not build.cache.has("figures", "bad")
     assert scratch_left(build.cache.root) == [] and queue.pending == 0
+
+
+def part_fails(out: Path, part: int) -> str:
+    (out / f"part{part}.png").write_bytes(b"part")
+    if part == 1:
+        raise ValueError("cannot draw part 1")
+    return f"part {part}"
+
+
+def joined(out: Path, results: list) -> str:
+    (out / "joined.txt").write_text(" + ".join(results))
+    return " + ".join(results)
+
+
+@pytest.mark.parametrize("jobs", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_a_split_job_is_committed_once_with_its_parts_joined(tmp_path, jobs):
+    build = fake_build(tmp_path, jobs)
+    queue = Jobs(build)
+    done = []
+    queue.submit("figures", "split", touch_part, (), done.append, figure_set=True, parts=2, finish=joined)
+    queue.wait()
+    assert done == ["part 0 + part 1"] and build.work["drawn"] == 1
+    entry = build.cache.path("figures", "split")
+    assert sorted(p.name for p in entry.iterdir()) == ["joined.txt", "part0.png", "part1.png"]
+    queue.submit("figures", "broken", part_fails, (), done.append, parts=2, finish=joined)
+    with pytest.raises(ValueError, match="cannot draw part 1"):
+        queue.wait()
+    assert not build.cache.has("figures", "broken") and done == ["part 0 + part 1"]
+    assert scratch_left(build.cache.root) == [] and queue.pending == 0
+
+
+def touch_part(out: Path, part: int) -> str:
+    (out / f"part{part}.png").write_bytes(b"part")
+    return f"part {part}"
 
 
 def lambda_free_touch(out: Path) -> str:

@@ -21,6 +21,10 @@ _HOMES = {
 }
 __all__ = sorted(_HOMES)
 
+# An image's figure set is drawn in this many parts of about equal time, which may run side by
+# side (see sets.image_figures).
+SET_PARTS = 2
+
 
 def __getattr__(name: str):
     if name in _HOMES:

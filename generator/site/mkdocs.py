@@ -16,8 +16,10 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 import yaml
 
@@ -109,13 +111,6 @@ def write_language_configs(repo_root: Path, docs_dir: Path, site: dict, navs: di
     return written
 
 
-def build_command(config_file: Path, site_dir: Path, strict: bool = True) -> list[str]:
-    """The MkDocs command line that builds one language's config into ``site_dir``."""
-    command = [sys.executable, "-m", "mkdocs", "build", "--clean", "--config-file", str(config_file),
-               "--site-dir", str(site_dir)]
-    return command + (["--strict"] if strict else [])
-
-
 def _first_problem(output: str) -> str:
     """The first WARNING/ERROR line of MkDocs output, or its last line."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
@@ -125,34 +120,78 @@ def _first_problem(output: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def mkdocs_environment() -> dict[str, str]:
-    """MkDocs' environment. MkDocs stamps the sitemap (its dates and its gzip header) with the
-    build time, or SOURCE_DATE_EPOCH when set; left unset, it is the start of the current UTC
-    day, so that two builds of one day publish identical files."""
+def build_time_environment() -> dict[str, str]:
+    """What MkDocs reads from the environment at build time. It stamps the sitemap (its dates and
+    its gzip header) with the build time, or SOURCE_DATE_EPOCH when set; left unset, it is the
+    start of the current UTC day, so that two builds of one day publish identical files."""
     day = int(time.time()) // 86400 * 86400
-    return {**os.environ, "NO_MKDOCS_2_WARNING": "1", "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", str(day))}
+    return {"NO_MKDOCS_2_WARNING": "1", "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", str(day))}
+
+
+# This process's MkDocs workers (generator.site.mkdocs_worker) and the files holding their
+# stderr, by language: started once, kept between the rebuilds of ``butterfly serve``.
+_workers: dict[str, tuple[subprocess.Popen, IO[bytes]]] = {}
+
+
+def start_workers(languages: list[str]) -> None:
+    """Start a MkDocs worker for each language that has none yet, so that it loads MkDocs while
+    the build computes (idempotent)."""
+    from generator.childproc import start_child
+
+    for lang in languages:
+        if lang in _workers and _workers[lang][0].poll() is None:
+            continue
+        stderr = tempfile.TemporaryFile()
+        _workers[lang] = (start_child([sys.executable, "-m", "generator.site.mkdocs_worker"],
+                                      env={**os.environ, **build_time_environment()}, stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=stderr, text=True, encoding="utf-8"), stderr)
+
+
+def stop_workers() -> None:
+    from generator.childproc import stop_child
+
+    while _workers:
+        worker, stderr = _workers.popitem()[1]
+        stop_child(worker)
+        stderr.close()
 
 
 def build_languages(docs_dir: Path, target: Path, languages: list[str], strict: bool = True) -> None:
-    """Build every language's MkDocs project into ``target/<lang>``, the builds side by side.
+    """Build every language's MkDocs project into ``target/<lang>``, the languages side by side,
+    each by its worker (see start_workers).
 
     In strict mode any MkDocs warning (a broken link, a missing image) fails the build with a
     :class:`UserError` naming the language and the first warning.
     """
-    from generator.childproc import start_child, stop_child
-
-    running = {lang: start_child(build_command(language_config_path(docs_dir, lang), Path(target) / lang, strict),
-                                 cwd=docs_dir, env=mkdocs_environment(), stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
-               for lang in languages}
+    start_workers(languages)
+    answers = {}
     try:
-        outputs = {lang: process.communicate()[0] for lang, process in running.items()}
-    finally:
-        for process in running.values():
-            stop_child(process)
-    for lang, process in running.items():
-        if process.returncode != 0 or not (Path(target) / lang / "index.html").is_file():
-            raise UserError(f"mkdocs build of the '{lang}' pages failed: {_first_problem(outputs[lang])}")
+        for lang in languages:
+            request = {"config_file": str(language_config_path(docs_dir, lang)), "site_dir": str(Path(target) / lang),
+                       "strict": strict, "cwd": str(docs_dir), "env": build_time_environment()}
+            _workers[lang][0].stdin.write(json.dumps(request) + "\n")
+            _workers[lang][0].stdin.flush()
+        for lang in languages:
+            line = _workers[lang][0].stdout.readline()
+            answers[lang] = json.loads(line) if line else {"ok": False, "log": [], "error": _stopped(lang)}
+    except BaseException:
+        stop_workers()  # a worker may still be building: its answer must not reach the next build
+        raise
+    for lang in languages:
+        answer = answers[lang]
+        if not answer["ok"] or not (Path(target) / lang / "index.html").is_file():
+            output = "\n".join(answer["log"] + [answer["error"] or "no index.html was written"])
+            raise UserError(f"mkdocs build of the '{lang}' pages failed: {_first_problem(output)}")
+
+
+def _stopped(lang: str) -> str:
+    """Why a worker gave no answer: the end of what it wrote to stderr."""
+    worker, stderr = _workers.pop(lang)
+    worker.wait()
+    stderr.seek(0)
+    last = [line for line in stderr.read().decode("utf-8", "replace").splitlines() if line.strip()][-3:]
+    stderr.close()
+    return f"the MkDocs process stopped (exit code {worker.returncode})" + (": " + " / ".join(last) if last else "")
 
 
 def root_page(site: dict) -> str:

@@ -15,6 +15,7 @@ entry, and its workers are stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import multiprocessing
 import os
@@ -24,12 +25,16 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Callable
 
 from generator.childproc import die_with_parent
 
-# Imported once by the fork server, so that every worker starts with them loaded.
-PRELOAD = ["generator.stages.images", "generator.stages.extras", "generator.stages.docs", "generator.figures"]
+# Imported once by the fork server, so that every worker starts with them loaded: the jobs'
+# modules, the figure code (generator.figures imports its modules on first use only) and the
+# parts of matplotlib the plots use, which would otherwise cost each worker's first job 0.5 s.
+PRELOAD = ["generator.stages.images", "generator.stages.extras", "generator.stages.docs", "generator.figures.sets",
+           "matplotlib.backends.backend_agg", "matplotlib.figure", "matplotlib.ticker", "matplotlib.text"]
 WAIT_POLL_SECONDS = 0.2
 
 _pool: tuple[int, ProcessPoolExecutor] | None = None
@@ -94,6 +99,18 @@ def stop_pool() -> None:
             process.join()
 
 
+@dataclasses.dataclass
+class _Entry:
+    """A submitted cache entry: its scratch folder, and the results of its parts so far."""
+    stack: ExitStack
+    out: Path
+    on_done: Callable
+    figure_set: bool
+    finish: Callable | None
+    results: list
+    missing: int
+
+
 class Jobs:
     """The figure jobs of one build. ``submit`` starts a job writing into a new cache entry;
     ``wait`` commits entries as their jobs finish and calls each job's ``on_done`` in the main
@@ -104,7 +121,7 @@ class Jobs:
         self.build = build
         self.pool: ProcessPoolExecutor | None = None
         self._finished: queue.Queue = queue.Queue()
-        self._pending: dict[int, tuple[ExitStack, Callable, bool]] = {}
+        self._pending: dict[int, _Entry] = {}
         self._numbers = itertools.count()
         self._first: float | None = None
 
@@ -119,47 +136,65 @@ class Jobs:
             self.pool = worker_pool(self.build.jobs)
 
     def submit(self, stage: str, key: str, function: Callable, args: tuple, on_done: Callable,
-               figure_set: bool = False) -> None:
+               figure_set: bool = False, parts: int = 1, finish: Callable | None = None) -> None:
         """Run ``function(*args, out)`` with ``out`` the scratch folder of cache entry
         (stage, key); when it returns, the entry is committed and ``on_done(result)`` runs.
-        ``figure_set``: the job draws one image's figures in one language (counted)."""
+        ``figure_set``: the job draws one image's figures in one language (counted).
+
+        ``parts`` > 1 splits the job: ``function(*args, out, part=i)`` for each i runs as a job
+        of its own, side by side, into the same folder; when all have returned,
+        ``finish(out, [their results in part order])`` runs in this process before the entry is
+        committed, and its return value is the result."""
         stack = ExitStack()
         out = stack.enter_context(self.build.cache.write(stage, key))
         number = next(self._numbers)
-        self._pending[number] = (stack, on_done, figure_set)
+        self._pending[number] = _Entry(stack, out, on_done, figure_set, finish, [None] * parts, parts)
         if self._first is None:
             self._first = time.perf_counter()
         if self.pool is None and running_pool(self.build.jobs):
             self.start()
-        # Without started workers (a few figures, say the comparison after a new title) this
-        # process draws: starting workers would take longer than the drawing.
-        if self.pool is None:
-            try:
-                self._finished.put((number, True, function(*args, out)))
-            except Exception as error:  # reported by wait(), like a worker's
-                self._finished.put((number, False, error))
-            return
-        future = self.pool.submit(function, *args, out)
-        future.add_done_callback(lambda done: None if done.cancelled() else self._finished.put(
-            (number, True, done.result()) if done.exception() is None else (number, False, done.exception())))
+        for part, extra in enumerate([{}] if parts == 1 else [{"part": part} for part in range(parts)]):
+            # Without started workers (a few figures, say the comparison after a new title) this
+            # process draws: starting workers would take longer than the drawing.
+            if self.pool is None:
+                try:
+                    self._finished.put((number, part, True, function(*args, out, **extra)))
+                except Exception as error:  # reported by wait(), like a worker's
+                    self._finished.put((number, part, False, error))
+                continue
+            future = self.pool.submit(function, *args, out, **extra)
+            future.add_done_callback(lambda done, part=part: None if done.cancelled() else self._finished.put(
+                (number, part, True, done.result()) if done.exception() is None
+                else (number, part, False, done.exception())))
 
     def wait(self, leave: int = 0) -> None:
-        """Commit jobs as they finish until at most ``leave`` are left. The first failure,
-        Ctrl-C or SIGTERM stops the workers, removes every unfinished entry and propagates."""
+        """Commit entries as their jobs finish until at most ``leave`` are left. The first
+        failure, Ctrl-C or SIGTERM stops the workers, removes every unfinished entry and
+        propagates."""
         try:
             while len(self._pending) > leave or not self._finished.empty():
                 try:
-                    number, ok, value = self._finished.get(timeout=WAIT_POLL_SECONDS)
+                    number, part, ok, value = self._finished.get(timeout=WAIT_POLL_SECONDS)
                 except queue.Empty:
                     continue
-                stack, on_done, figure_set = self._pending.pop(number)
+                entry = self._pending[number]
+                if ok:
+                    entry.results[part] = value
+                    entry.missing -= 1
+                    if entry.missing:
+                        continue
+                    try:
+                        value = entry.finish(entry.out, entry.results) if entry.finish else entry.results[0]
+                    except Exception as error:
+                        ok, value = False, error
+                del self._pending[number]
                 if not ok:
-                    stack.__exit__(type(value), value, value.__traceback__)
+                    entry.stack.__exit__(type(value), value, value.__traceback__)
                     raise value
-                stack.close()
-                if figure_set:
+                entry.stack.close()
+                if entry.figure_set:
                     self.build.work["drawn"] += 1
-                on_done(value)
+                entry.on_done(value)
                 if not self._pending and self._first is not None:
                     self.build.work["drawing_seconds"] += time.perf_counter() - self._first
                     self._first = None
@@ -173,6 +208,6 @@ class Jobs:
             stop_pool()
             self.pool = None
         error = RuntimeError("abandoned")
-        for stack, _, _ in self._pending.values():
-            stack.__exit__(RuntimeError, error, None)
+        for entry in self._pending.values():
+            entry.stack.__exit__(RuntimeError, error, None)
         self._pending.clear()

@@ -19,6 +19,7 @@ import numpy as np
 
 from generator.cache import code_version, content_key, file_digest
 from generator.errors import UserError, suggest
+from generator.figures import SET_PARTS
 from generator.inputs.config import localized, section_dict
 from generator.stages.context import ExperimentRun
 
@@ -144,16 +145,21 @@ def save_arrays(path: Path, arrays: dict) -> None:
 
 
 def draw_image_figures(record: dict, arrays: dict | Path, class_names: list[str], title: str, settings,
-                       lang: str, out: Path) -> dict:
-    """Every figure of one image in one language, from its arrays (or their npz file); writes
-    figures.json beside them and returns it. Runs in a drawing worker."""
+                       lang: str, out: Path, part: int | None = None) -> dict:
+    """The figures of one image in one language (or one part of them: see generator.figures.SET_PARTS),
+    from its arrays (or their npz file). Runs in a drawing worker."""
     from generator.figures.sets import image_figures
     from generator.figures.words import words_for
 
     if not isinstance(arrays, dict):
         with np.load(arrays) as npz:
             arrays = {name: npz[name] for name in npz.files}
-    made = image_figures(record, arrays, class_names, title, settings, out, words_for(lang))
+    return image_figures(record, arrays, class_names, title, settings, out, words_for(lang), part=part)
+
+
+def write_figure_set(out: Path, parts: list[dict]) -> dict:
+    """The parts' records as one set, also written to figures.json beside the figures."""
+    made = {key: figure for part in parts for key, figure in part.items()}
     (out / "figures.json").write_text(json.dumps(made, indent=1, ensure_ascii=False))
     return made
 
@@ -229,7 +235,8 @@ def stage_images(run: ExperimentRun, input_shape) -> tuple[list[dict], list[dict
             jobs.submit("figures", fkey, draw_image_figures,
                         (drawn_record, plan.arrays if plan.arrays is not None else folder / "arrays.npz",
                          run.classes.by_language[lang], plan.titles[lang], run.experiment.figures, lang),
-                        lambda made, lang=lang: done(made, lang), figure_set=True)
+                        lambda made, lang=lang: done(made, lang), figure_set=True, parts=SET_PARTS,
+                        finish=write_figure_set)
         plan.arrays = None  # the jobs hold what they need
         plan.waited = plan.running > 1
         build.images_waiting += plan.waited

@@ -15,13 +15,18 @@ from pathlib import Path
 import numpy as np
 
 from generator.cache import code_version, content_key, fresh_sibling, swap_in
-from generator.site.mkdocs import build_languages, root_page
+from generator.site.mkdocs import build_languages, root_page, start_workers
 from generator.stages.context import Build
 
 NOT_FOUND = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><title>404</title></head>
 <body><p>{links}</p></body></html>
 """
+
+
+def prepare_site(build: Build) -> None:
+    """Start MkDocs for each language now, so that it loads while the build computes."""
+    start_workers(build.languages)
 
 
 def stage_site(build: Build, manifest: dict) -> None:
