@@ -157,5 +157,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def run() -> None:
+    """The ``butterfly`` command: main(), then the process ends at once. By then every file is
+    written and closed; the drawing workers and MkDocs processes are stopped here, and what is
+    skipped is the interpreter's teardown, which takes about a second once TensorFlow is loaded."""
+    from generator.site.mkdocs import stop_workers
+    from generator.stages.drawing import stop_pool
+
+    code = main()
+    stop_pool()
+    stop_workers()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -1,7 +1,9 @@
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,39 @@ def test_clean_removes_build_outputs_only(tmp_path):
     result = butterfly("clean", "--config", str(config))
     assert result.returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["content", "site_config"]
+
+
+def processes_with(marker: str) -> list[int]:
+    """The running processes whose environment holds ``marker``."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker.encode() in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+def test_a_build_leaves_no_process_behind(project):
+    """The command ends without the interpreter's teardown (see cli.run): the drawing workers,
+    their fork server and the MkDocs processes must be stopped by then, not orphaned."""
+    marker = f"BUTTERFLY_TEST_MARK={os.getpid()}-{id(project)}"
+    name, _, value = marker.partition("=")
+    env = {**os.environ, "PYTHONPATH": str(REPO), name: value}
+    config = project(site={"languages": ["en", "zh"]})
+    log = config.parent / "build.log"
+    with log.open("w") as output:  # a file, not a pipe: a process left behind would hold a pipe open
+        result = subprocess.run([sys.executable, "-m", "generator", "build", "--config", str(config), "--jobs", "2"],
+                                env=env, stdout=output, stderr=subprocess.STDOUT, timeout=600)
+    assert result.returncode == 0, log.read_text()
+    assert "drawing with 2 processes" in log.read_text()
+    deadline = time.monotonic() + 5  # a helper that saw its pipe close may still be exiting
+    while (left := processes_with(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    commands = [(Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ")[:120] for pid in left]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert commands == []

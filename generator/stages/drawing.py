@@ -22,6 +22,7 @@ import os
 import queue
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
@@ -124,6 +125,7 @@ class Jobs:
         self._pending: dict[int, _Entry] = {}
         self._numbers = itertools.count()
         self._first: float | None = None
+        self._starting: threading.Thread | None = None
 
     @property
     def pending(self) -> int:
@@ -131,9 +133,20 @@ class Jobs:
 
     def start(self) -> None:
         """Start the workers, if any (idempotent): as soon as a build knows it will draw many
-        figures, so that they load the figure code while it computes."""
-        if self.pool is None:
+        figures, so that they load the figure code while it computes. A helper thread starts
+        them: starting returns only once the fork server has loaded the figure code (half a
+        second), which this thread spends computing instead."""
+        if self.pool is None and self._starting is None and self.build.jobs > 1:
+            self._starting = threading.Thread(target=worker_pool, args=(self.build.jobs,), daemon=True)
+            self._starting.start()
+
+    def _started(self) -> ProcessPoolExecutor | None:
+        """The pool, once started (waiting for a start under way), or None."""
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
             self.pool = worker_pool(self.build.jobs)
+        return self.pool
 
     def submit(self, stage: str, key: str, function: Callable, args: tuple, on_done: Callable,
                figure_set: bool = False, parts: int = 1, finish: Callable | None = None) -> None:
@@ -153,16 +166,17 @@ class Jobs:
             self._first = time.perf_counter()
         if self.pool is None and running_pool(self.build.jobs):
             self.start()
+        pool = self._started()
         for part, extra in enumerate([{}] if parts == 1 else [{"part": part} for part in range(parts)]):
             # Without started workers (a few figures, say the comparison after a new title) this
             # process draws: starting workers would take longer than the drawing.
-            if self.pool is None:
+            if pool is None:
                 try:
                     self._finished.put((number, part, True, function(*args, out, **extra)))
                 except Exception as error:  # reported by wait(), like a worker's
                     self._finished.put((number, part, False, error))
                 continue
-            future = self.pool.submit(function, *args, out, **extra)
+            future = pool.submit(function, *args, out, **extra)
             future.add_done_callback(lambda done, part=part: None if done.cancelled() else self._finished.put(
                 (number, part, True, done.result()) if done.exception() is None
                 else (number, part, False, done.exception())))
@@ -204,7 +218,7 @@ class Jobs:
 
     def abandon(self) -> None:
         """Stop the workers (they may be writing) and remove every unfinished entry."""
-        if self._pending and self.pool is not None:
+        if self._pending and self._started() is not None:
             stop_pool()
             self.pool = None
         error = RuntimeError("abandoned")
