@@ -57,8 +57,8 @@ def image_figures(record: dict, arrays: dict, class_names: list[str], title: str
         ("perturbation", partial(zoom.perturbation_image, x, x_adv, out / "perturbation.png",
                                  amplification=record["amplification"], words=words)),
         ("probabilities", partial(
-            plots.probability_bars, record["clean"]["probabilities"], attack["adversarial"]["probabilities"], class_names,
-            out / "probabilities.png", k=settings.top_k, words=words)),
+            plots.probability_bars, record["clean"]["probabilities"], attack["adversarial"]["probabilities"],
+            class_names, out / "probabilities.png", k=settings.top_k, words=words)),
     ]
     for kind, layer_maps, probabilities, image in (
             ("clean", clean, record["clean"]["probabilities"], x),
@@ -81,8 +81,9 @@ def image_figures(record: dict, arrays: dict, class_names: list[str], title: str
     most = record["most_changed"]
     if most is not None:
         drawings.append(("zoom_most_changed", partial(
-            zoom.zoom_crop, most["layer"], most["channel"], arrays[f"clean/{most['layer']}"], arrays[f"adversarial/{most['layer']}"],
-            out / "zoom_most_changed.png", unit=most["unit"], role="most_changed", words=words)))
+            zoom.zoom_crop, most["layer"], most["channel"], arrays[f"clean/{most['layer']}"],
+            arrays[f"adversarial/{most['layer']}"], out / "zoom_most_changed.png", unit=most["unit"],
+            role="most_changed", words=words)))
     butterfly = record["butterfly"]
     output = butterfly["output"]
     drawings.append(("butterfly", partial(
@@ -91,14 +92,15 @@ def image_figures(record: dict, arrays: dict, class_names: list[str], title: str
         output=(output["name"], output["attack"], output["noise"]) if output else None, words=words)))
     sweep = record["sweep"]
     drawings.append(("sweep_gif", partial(
-        gifs.epsilon_sweep_gif, arrays["sweep_images"], x, arrays["sweep_epsilons"], arrays["sweep_probabilities"], arrays["sweep_labels"],
-        out / "sweep.gif", flip_index=sweep["flip_index"], answer_index=sweep["answer_index"],
+        gifs.epsilon_sweep_gif, arrays["sweep_images"], x, arrays["sweep_epsilons"], arrays["sweep_probabilities"],
+        arrays["sweep_labels"], out / "sweep.gif", flip_index=sweep["flip_index"], answer_index=sweep["answer_index"],
         amplification=record["amplification"], class_names=class_names,
         epsilon_start=attack["settings"]["epsilon_start"], epsilon_step=attack["settings"]["epsilon_step"],
         fps=settings.gif_fps, k=settings.top_k, max_frames=settings.gif_max_frames,
         max_bytes=settings.gif_max_kb * 1000, words=words)))
     drawings.append(("propagation_gif", partial(
-        gifs.propagation_gif, [(name, c, a, layers[name]["attack"]["top_channel"] or 0, units[name], layers[name]["attack"]["relative_l2"])
+        gifs.propagation_gif,
+        [(name, c, a, layers[name]["attack"]["top_channel"] or 0, units[name], layers[name]["attack"]["relative_l2"])
          for (name, c), (_, a) in zip(clean, adversarial)],
         out / "propagation.gif", fps=max(settings.gif_fps / 3, 0.5), max_bytes=settings.gif_max_kb * 1000,
         role="most_changed", words=words)))
