@@ -160,13 +160,16 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """The ``butterfly`` command: main(), then the process ends at once. By then every file is
     written and closed; the drawing workers and MkDocs processes are stopped here, and what is
-    skipped is the interpreter's teardown, which takes about a second once TensorFlow is loaded."""
+    skipped is the interpreter's teardown, which takes about a second once TensorFlow is loaded.
+    Under a profiler or a tracer (coverage), which write their results at exit, it exits as usual."""
     from generator.site.mkdocs import stop_workers
     from generator.stages.drawing import stop_pool
 
     code = main()
     stop_pool()
     stop_workers()
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
