@@ -1,5 +1,5 @@
-"""The MkDocs workers: a warm build writes what `mkdocs build` writes, strict mode still fails on
-a warning, and a worker that died is replaced."""
+"""The MkDocs workers: a warmed-up worker writes what `mkdocs build` writes, strict mode still
+fails on a warning, and a worker that died is replaced."""
 
 import filecmp
 import os
@@ -37,6 +37,8 @@ def test_a_warm_worker_writes_what_mkdocs_build_writes(tmp_path, monkeypatch):
     subprocess.run([sys.executable, "-m", "mkdocs", "build", "--clean", "--strict", "--config-file",
                     str(docs / "mkdocs-en.yml"), "--site-dir", str(tmp_path / "cli" / "en")],
                    cwd=docs, env=env, check=True, capture_output=True)
+    mkdocs.stop_workers()
+    mkdocs.start_workers(["en"], docs)  # warms up with this config first
     for build in ("first", "second"):  # the second build reuses the worker
         mkdocs.build_languages(docs, tmp_path / build, ["en"])
         assert differences(tmp_path / "cli" / "en", tmp_path / build / "en") == [], build

@@ -133,16 +133,19 @@ def build_time_environment() -> dict[str, str]:
 _workers: dict[str, tuple[subprocess.Popen, IO[bytes]]] = {}
 
 
-def start_workers(languages: list[str]) -> None:
+def start_workers(languages: list[str], docs_dir: Path | None = None) -> None:
     """Start a MkDocs worker for each language that has none yet, so that it loads MkDocs while
-    the build computes (idempotent)."""
+    the build computes (idempotent). A worker warms up with its language's config of the
+    previous build in ``docs_dir``, if there is one."""
     from generator.childproc import start_child
 
     for lang in languages:
         if lang in _workers and _workers[lang][0].poll() is None:
             continue
+        previous = language_config_path(docs_dir, lang) if docs_dir is not None else None
+        warm_up = [str(previous.resolve())] if previous is not None and previous.is_file() else []
         stderr = tempfile.TemporaryFile()
-        _workers[lang] = (start_child([sys.executable, "-m", "generator.site.mkdocs_worker"],
+        _workers[lang] = (start_child([sys.executable, "-m", "generator.site.mkdocs_worker", *warm_up],
                                       env={**os.environ, **build_time_environment()}, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=stderr, text=True, encoding="utf-8"), stderr)
 

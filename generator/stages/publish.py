@@ -26,7 +26,7 @@ NOT_FOUND = """<!doctype html>
 
 def prepare_site(build: Build) -> None:
     """Start MkDocs for each language now, so that it loads while the build computes."""
-    start_workers(build.languages)
+    start_workers(build.languages, build.docs_dir)
 
 
 def stage_site(build: Build, manifest: dict) -> None:
