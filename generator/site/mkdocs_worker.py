@@ -21,7 +21,9 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import traceback
+from pathlib import Path
 
 
 class _Collect(logging.Handler):
@@ -35,10 +37,20 @@ class _Collect(logging.Handler):
         self.lines.append(f"{record.levelname:<8}-  {record.getMessage()}")
 
 
+def _build(config) -> None:
+    """Build a loaded MkDocs config as its command line does (``--clean``)."""
+    from mkdocs.commands.build import build
+
+    config.plugins.on_startup(command="build", dirty=False)
+    try:
+        build(config, dirty=False)
+    finally:
+        config.plugins.on_shutdown()
+
+
 def build_one(config_file: str, site_dir: str, strict: bool, cwd: str, env: dict) -> dict:
     """What ``mkdocs build --clean --config-file ... --site-dir ... [--strict]`` does, in this
     process. MkDocs counts the warnings of its own loggers and, strict, fails on any."""
-    from mkdocs.commands.build import build
     from mkdocs.config import load_config
 
     os.chdir(cwd)
@@ -48,12 +60,7 @@ def build_one(config_file: str, site_dir: str, strict: bool, cwd: str, env: dict
     logger.addHandler(collect)
     error = None
     try:
-        config = load_config(config_file=config_file, site_dir=site_dir, strict=strict)
-        config.plugins.on_startup(command="build", dirty=False)
-        try:
-            build(config, dirty=False)
-        finally:
-            config.plugins.on_shutdown()
+        _build(load_config(config_file=config_file, site_dir=site_dir, strict=strict))
     except Exception as problem:  # Abort, a configuration error, a plugin's failure: all reported
         error = str(problem) or traceback.format_exc(limit=-3)
     finally:
@@ -87,10 +94,6 @@ print("butterfly")
 def warm_up(config_file: str) -> None:
     """A throw-away build of the warm-up page with ``config_file`` (its nav left out); any
     failure is ignored: the real build reports its own."""
-    import tempfile
-    from pathlib import Path
-
-    from mkdocs.commands.build import build
     from mkdocs.config import load_config
 
     logger = logging.getLogger("mkdocs")
@@ -104,11 +107,7 @@ def warm_up(config_file: str) -> None:
             os.chdir(Path(config_file).parent)  # where the config's relative paths start
             config = load_config(config_file=config_file, docs_dir=str(docs), site_dir=str(Path(scratch) / "site"))
             config["nav"] = None
-            config.plugins.on_startup(command="build", dirty=False)
-            try:
-                build(config, dirty=False)
-            finally:
-                config.plugins.on_shutdown()
+            _build(config)
     except Exception:
         pass
     finally:
