@@ -339,7 +339,6 @@ PHRASES: dict[str, tuple] = {
     "min_max": ("min – max: {range}", "最小值 – 最大值：{range}"),
     "scale_range": ("scale {range}", "色标 {range}"),
     "same_scale": ("same scale", "同一色标"),
-    "scale_limit": ("scale ±{limit}", "色标 ±{limit}"),
     "scale_limit_share": ("scale ±{limit}, {share} % of range (all frames)",
                           "色标 ±{limit}，即取值范围的 {share} %（各帧相同）"),
     "grey_no_change": ("grey = no change", "灰色 = 无变化"),

@@ -22,6 +22,7 @@ from pathlib import Path
 from generator.cache import code_version, content_key, fresh_sibling, swap_in
 from generator.inputs.config import REPO_ROOT, localized
 from generator.stages.context import Build
+from generator.stages.drawing import FIGURE_LIST, read_figure_list, write_figure_list
 
 # Keys of the build's records that point into the local cache: never published.
 PRIVATE_KEYS = ("figure_dirs", "arrays", "cache", "model_dir")
@@ -48,14 +49,14 @@ def stage_comparison(build: Build, manifest: dict) -> None:
         folder = build.cache.path("figures", key)
         manifest["figure_dirs"][lang] = str(folder)
         if build.cache.has("figures", key):
-            figures[lang] = json.loads((folder / "figures.json").read_text())
+            figures[lang] = read_figure_list(folder)
         else:
             build.drawings.submit("figures", key, draw_comparison, (data, lang),
                                   lambda made, lang=lang: figures.__setitem__(lang, made))
 
 
 def draw_comparison(data: list[dict], lang: str, out: Path) -> dict:
-    """The comparison figures in one language; writes figures.json beside them and returns it.
+    """The comparison figures in one language; stores their records beside them and returns them.
     Runs in a drawing worker."""
     from generator.figures import plots
     from generator.figures.words import words_for
@@ -69,10 +70,7 @@ def draw_comparison(data: list[dict], lang: str, out: Path) -> dict:
         if curves:
             made[f"ratios_{e['id']}"] = plots.ratio_curves(curves, out / f"ratios_{e['id']}.png",
                                                            localized(e["title"], lang), words=words)
-    for figure in made.values():
-        figure["path"] = Path(figure["path"]).name
-    (out / "figures.json").write_text(json.dumps(made, indent=1, ensure_ascii=False))
-    return made
+    return write_figure_list(out, made)
 
 
 def link_or_copy(source: str, target: str) -> None:
@@ -86,7 +84,7 @@ def link_or_copy(source: str, target: str) -> None:
 
 
 def _copy_figures(folder: str, target: Path, records: dict, prefix: str) -> None:
-    shutil.copytree(folder, target, ignore=shutil.ignore_patterns("figures.json"), dirs_exist_ok=True,
+    shutil.copytree(folder, target, ignore=shutil.ignore_patterns(FIGURE_LIST), dirs_exist_ok=True,
                     copy_function=link_or_copy)
     for figure in records.values():
         figure["path"] = f"{prefix}/{figure['path']}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import multiprocessing
 import os
 import queue
@@ -37,6 +38,8 @@ from generator.childproc import die_with_parent
 PRELOAD = ["generator.stages.images", "generator.stages.extras", "generator.stages.docs", "generator.figures.sets",
            "matplotlib.backends.backend_agg", "matplotlib.figure", "matplotlib.ticker", "matplotlib.text"]
 WAIT_POLL_SECONDS = 0.2
+# Beside the files of a figure entry: their records, by name, with paths relative to the entry.
+FIGURE_LIST = "figures.json"
 
 _pool: tuple[int, ProcessPoolExecutor] | None = None
 
@@ -98,6 +101,20 @@ def stop_pool() -> None:
         if process.is_alive():
             process.kill()
             process.join()
+
+
+def write_figure_list(out: Path, made: dict) -> dict:
+    """Store the records of the figures drawn into ``out`` beside them (paths made relative to
+    ``out``) and return them."""
+    for figure in made.values():
+        figure["path"] = Path(figure["path"]).name
+    (out / FIGURE_LIST).write_text(json.dumps(made, indent=1, ensure_ascii=False))
+    return made
+
+
+def read_figure_list(folder: Path | str) -> dict:
+    """The records a figure entry stored with write_figure_list."""
+    return json.loads((Path(folder) / FIGURE_LIST).read_text())
 
 
 @dataclasses.dataclass

@@ -15,6 +15,7 @@ import numpy as np
 from generator.cache import code_version, content_key
 from generator.inputs.config import section_dict
 from generator.stages.context import ExperimentRun
+from generator.stages.drawing import read_figure_list, write_figure_list
 
 
 def compute_extras(run: ExperimentRun, out: Path) -> None:
@@ -60,7 +61,7 @@ def compute_extras(run: ExperimentRun, out: Path) -> None:
 
 def draw_model_figures(training: dict | None, extras_dir: Path, settings, lang: str, out: Path) -> dict:
     """The model's figures in one language (``settings``: the experiment's figures section);
-    writes figures.json beside them and returns it. Runs in a drawing worker."""
+    stores their records beside them and returns them. Runs in a drawing worker."""
     from generator.figures import plots, gifs, grids
     from generator.figures.words import words_for
 
@@ -86,10 +87,7 @@ def draw_model_figures(training: dict | None, extras_dir: Path, settings, lang: 
         made["robustness"] = plots.robustness_plot(r["epsilons"], r["fgsm_accuracy"], r["noise_accuracy"],
                                                    out / "robustness.png", samples=r["samples"],
                                                    test_size=r["test_size"], words=words)
-    for figure in made.values():
-        figure["path"] = Path(figure["path"]).name
-    (out / "figures.json").write_text(json.dumps(made, indent=1, ensure_ascii=False))
-    return made
+    return write_figure_list(out, made)
 
 
 def stage_extras(run: ExperimentRun, training: dict | None) -> tuple[dict, dict, dict]:
@@ -111,7 +109,7 @@ def stage_extras(run: ExperimentRun, training: dict | None) -> tuple[dict, dict,
                            training and training.get("history"), code_version("figures"))
         folders[lang] = cache.path("figures", fkey)
         if cache.has("figures", fkey):
-            figures[lang] = json.loads((folders[lang] / "figures.json").read_text())
+            figures[lang] = read_figure_list(folders[lang])
         else:
             run.build.drawings.submit("figures", fkey, draw_model_figures,
                                       (training, extras_dir, experiment.figures, lang),

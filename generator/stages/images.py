@@ -22,6 +22,7 @@ from generator.errors import UserError, suggest
 from generator.figures import SET_PARTS
 from generator.inputs.config import localized, section_dict
 from generator.stages.context import ExperimentRun
+from generator.stages.drawing import read_figure_list, write_figure_list
 
 # Images analysed together at most: their arrays stay in memory until they are drawn.
 ANALYSIS_GROUP = 32
@@ -158,10 +159,8 @@ def draw_image_figures(record: dict, arrays: dict | Path, class_names: list[str]
 
 
 def write_figure_set(out: Path, parts: list[dict]) -> dict:
-    """The parts' records as one set, also written to figures.json beside the figures."""
-    made = {key: figure for part in parts for key, figure in part.items()}
-    (out / "figures.json").write_text(json.dumps(made, indent=1, ensure_ascii=False))
-    return made
+    """The parts' records as one set, also stored beside the figures."""
+    return write_figure_list(out, {key: figure for part in parts for key, figure in part.items()})
 
 
 def figure_keys(run: ExperimentRun, plan: "ImagePlan") -> dict[str, str]:
@@ -229,7 +228,7 @@ def stage_images(run: ExperimentRun, input_shape) -> tuple[list[dict], list[dict
         for lang, fkey in plan.figure_keys.items():
             plan.record["figure_dirs"][lang] = str(cache.path("figures", fkey))
             if cache.has("figures", fkey):
-                plan.record["figures"][lang] = json.loads((cache.path("figures", fkey) / "figures.json").read_text())
+                plan.record["figures"][lang] = read_figure_list(cache.path("figures", fkey))
                 continue
             plan.running += 1
             jobs.submit("figures", fkey, draw_image_figures,
