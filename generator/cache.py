@@ -97,6 +97,16 @@ class StageCache:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def link_or_copy(source: str, target: str) -> None:
+    """Hard-link a cached file into an output folder (build/docs, then site/): no bytes copied.
+    Copy it where the file system cannot link. Cache entries are never written again once made,
+    and nothing writes into build/docs or site/ after they are made, so sharing the file is safe."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def sweep_scratch(cache_root: Path) -> list[Path]:
     """Remove scratch folders that killed builds left in ``cache_root/<stage>/``; return them.
 

@@ -2,6 +2,7 @@
 fails on a warning, and a worker that died is replaced."""
 
 import filecmp
+import json
 import os
 import subprocess
 import sys
@@ -57,3 +58,58 @@ def test_strict_fails_on_a_warning_every_time_and_a_dead_worker_is_replaced(tmp_
     worker.wait()
     mkdocs.build_languages(docs, tmp_path / "site", ["en"])
     assert (tmp_path / "site" / "en" / "index.html").is_file() and mkdocs._workers["en"][0] is not worker
+
+
+def two_pages(docs: Path, link_target: str = "other.md") -> None:
+    """index.md links to a section of other.md and shows a picture; anchors are checked."""
+    config = docs / "mkdocs-en.yml"
+    if "validation" not in config.read_text(encoding="utf-8"):
+        config.write_text(config.read_text(encoding="utf-8") + "validation:\n  anchors: warn\n", encoding="utf-8")
+    (docs / "en" / "index.md").write_text(f"# Home\n\nSee [the other page]({link_target}#part) and "
+                                          "![a picture](picture.png).\n\n## Section\n\nText.\n", encoding="utf-8")
+    (docs / "en" / "other.md").write_text("# Other\n\n## Part\n\nText.\n", encoding="utf-8")
+    (docs / "en" / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+
+
+@pytest.mark.slow
+def test_kept_pages_give_the_same_site_and_links_are_checked_again(tmp_path, monkeypatch):
+    """Converted pages kept between builds (and processes) write what a full conversion writes;
+    a page kept whose link target is gone still fails the strict build; the docs folder's files
+    are hard-linked into the site."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    docs = project(tmp_path, "")
+    two_pages(docs)
+    rendered = tmp_path / "rendered"
+    mkdocs.stop_workers()
+    mkdocs.build_languages(docs, tmp_path / "plain", ["en"])  # no kept pages
+    for build in ("first", "second", "third"):  # the second reuses the worker, the third a new one
+        if build == "third":
+            mkdocs.stop_workers()
+        mkdocs.build_languages(docs, tmp_path / build, ["en"], rendered=rendered)
+        assert differences(tmp_path / "plain" / "en", tmp_path / build / "en") == [], build
+        assert len(json.loads((rendered / "en.json").read_text(encoding="utf-8"))) == 2, build
+    picture = tmp_path / "third" / "en" / "picture.png"
+    assert picture.stat().st_ino == (docs / "en" / "picture.png").stat().st_ino
+
+    # index.md is unchanged but the page it links to is gone: it is converted again and warns.
+    (docs / "en" / "other.md").unlink()
+    with pytest.raises(UserError, match=r"'en' pages failed: WARNING - Doc file 'index.md' contains a link "
+                                        r"'other.md#part', but the target 'other.md' is not found"):
+        mkdocs.build_languages(docs, tmp_path / "gone", ["en"], rendered=rendered)
+    # An anchor that other.md no longer has is found although index.md is kept.
+    (docs / "en" / "other.md").write_text("# Other\n\nNo part.\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"contains a link 'other.md#part', but the doc 'other.md' does not contain "
+                                        r"an anchor '#part'"):
+        mkdocs.build_languages(docs, tmp_path / "no-anchor", ["en"], rendered=rendered)
+
+
+@pytest.mark.slow
+def test_a_page_whose_conversion_warned_is_not_kept(tmp_path):
+    docs = project(tmp_path, "")
+    two_pages(docs, link_target="missing.md")
+    rendered = tmp_path / "rendered"
+    mkdocs.build_languages(docs, tmp_path / "lenient", ["en"], strict=False, rendered=rendered)
+    kept = json.loads((rendered / "en.json").read_text(encoding="utf-8"))
+    assert [entry["title"] for entry in kept.values()] == ["Other"]
+    with pytest.raises(UserError, match="missing.md"):  # converted again, so the warning comes again
+        mkdocs.build_languages(docs, tmp_path / "strict", ["en"], rendered=rendered)

@@ -159,9 +159,11 @@ def stop_workers() -> None:
         stderr.close()
 
 
-def build_languages(docs_dir: Path, target: Path, languages: list[str], strict: bool = True) -> None:
+def build_languages(docs_dir: Path, target: Path, languages: list[str], strict: bool = True,
+                    rendered: Path | None = None) -> None:
     """Build every language's MkDocs project into ``target/<lang>``, the languages side by side,
-    each by its worker (see start_workers).
+    each by its worker (see start_workers). ``rendered``: a folder where the workers keep each
+    language's converted pages between builds (``<lang>.json``).
 
     In strict mode any MkDocs warning (a broken link, a missing image) fails the build with a
     :class:`UserError` naming the language and the first warning.
@@ -171,7 +173,8 @@ def build_languages(docs_dir: Path, target: Path, languages: list[str], strict: 
     try:
         for lang in languages:
             request = {"config_file": str(language_config_path(docs_dir, lang)), "site_dir": str(Path(target) / lang),
-                       "strict": strict, "cwd": str(docs_dir), "env": build_time_environment()}
+                       "strict": strict, "cwd": str(docs_dir), "env": build_time_environment(),
+                       "rendered": str(Path(rendered) / f"{lang}.json") if rendered else None}
             _workers[lang][0].stdin.write(json.dumps(request) + "\n")
             _workers[lang][0].stdin.flush()
         for lang in languages:

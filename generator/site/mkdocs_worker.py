@@ -12,10 +12,18 @@ set different ones. Given the language's config of the previous build, a worker 
 one-page project with it and throws the result away: a first build loads much that later ones
 reuse (Markdown extensions, Pygments' lexers, jieba's dictionary), about half a second, and more
 in Chinese.
+
+Three things make a worker's build cheaper than the command line's, with the same output
+(see :func:`install`): files from the docs folder are hard-linked into the site, not copied
+(the figures are most of the site's bytes); the theme's templates are compiled once per
+process; and a page's Markdown is converted again only when something it depends on changed
+(:class:`RenderedPages`, kept on disk between builds when the request names a file).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -23,6 +31,7 @@ import signal
 import sys
 import tempfile
 import traceback
+from importlib import metadata
 from pathlib import Path
 
 
@@ -48,24 +57,199 @@ def _build(config) -> None:
         config.plugins.on_shutdown()
 
 
-def build_one(config_file: str, site_dir: str, strict: bool, cwd: str, env: dict) -> dict:
+def build_one(config_file: str, site_dir: str, strict: bool, cwd: str, env: dict,
+              rendered: str | None = None) -> dict:
     """What ``mkdocs build --clean --config-file ... --site-dir ... [--strict]`` does, in this
-    process. MkDocs counts the warnings of its own loggers and, strict, fails on any."""
+    process. MkDocs counts the warnings of its own loggers and, strict, fails on any.
+    ``rendered``: the file that keeps the pages' converted Markdown between builds."""
     from mkdocs.config import load_config
 
+    global _pages
     os.chdir(cwd)
     os.environ.update(env)
     collect = _Collect()
     logger = logging.getLogger("mkdocs")
     logger.addHandler(collect)
     error = None
+    if not rendered:
+        _pages = None
+    elif _pages is None or _pages.path != Path(rendered):
+        _pages = RenderedPages(Path(rendered))
     try:
         _build(load_config(config_file=config_file, site_dir=site_dir, strict=strict))
+        if _pages is not None:
+            _pages.save()
     except Exception as problem:  # Abort, a configuration error, a plugin's failure: all reported
         error = str(problem) or traceback.format_exc(limit=-3)
     finally:
         logger.removeHandler(collect)
+        if _pages is not None:
+            _pages.used.clear()
     return {"ok": error is None, "log": collect.lines, "error": error}
+
+
+# --- what makes a worker's build cheaper -------------------------------------------------------
+
+class RenderedPages:
+    """Each page's Markdown converted to HTML, reused while nothing it depends on changed.
+
+    An entry is found by the page's source after the plugins' ``on_page_markdown``, its place
+    (source path, URL, whether it is excluded), the Markdown and link-validation settings and the
+    versions of the libraries that convert. It also lists every file the page's links looked up
+    and what each resolved to, and is reused only when each still resolves the same way. A page
+    whose conversion logged anything (a broken link, an unknown anchor) is never kept, so its
+    warnings come again at every build."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.entries: dict[str, dict] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.entries = {}
+        self.used: dict[str, dict] = {}
+
+    def save(self) -> None:
+        """Keep the entries this build used, and only those."""
+        self.entries = dict(self.used)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_name(f".{self.path.name}.tmp")
+        scratch.write_text(json.dumps(self.entries, ensure_ascii=False), encoding="utf-8")
+        scratch.replace(self.path)
+
+    @staticmethod
+    def key(page, config) -> str:
+        settings = [config["markdown_extensions"], config["mdx_configs"], config["use_directory_urls"],
+                    dict(config["validation"]["links"]), _converter_versions()]
+        place = [page.file.src_uri, page.file.url, page.file.inclusion.is_excluded()]
+        text = json.dumps([place, repr(settings), page.markdown], ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def render(self, page, config, files, convert) -> None:
+        """``page.render(config, files)``, from an entry when one fits (``convert`` is MkDocs' own)."""
+        from mkdocs.structure.toc import get_toc
+
+        key = self.key(page, config)
+        entry = self.entries.get(key)
+        if entry is not None and all(_resolved(files.get_file_from_path(uri)) == target
+                                     for uri, target in entry["lookups"].items()):
+            page.content = entry["content"]
+            page.toc = get_toc(entry["toc"])
+            page._title_from_render = entry["title"]
+            page.present_anchor_ids = set(entry["anchors"])
+            if logging.getLogger("mkdocs").getEffectiveLevel() > logging.DEBUG:
+                page.links_to_anchors = {files.get_file_from_path(uri): links for uri, links in entry["links"].items()}
+            self.used[key] = entry
+            return
+        lookups = _Lookups(files)
+        logged = _Collect()
+        logged.setLevel(logging.INFO)
+        logger = logging.getLogger("mkdocs")
+        logger.addHandler(logged)
+        try:
+            convert(page, config, lookups)
+        finally:
+            logger.removeHandler(logged)
+        if not logged.lines:
+            self.used[key] = {
+                "content": page.content, "toc": [_toc_token(item) for item in page.toc], "title": page._title_from_render,
+                "anchors": sorted(page.present_anchor_ids),
+                "links": {target.src_uri: links for target, links in (page.links_to_anchors or {}).items()},
+                "lookups": lookups.seen}
+
+
+class _Lookups:
+    """A page's view of MkDocs' Files that notes what each lookup resolved to."""
+
+    def __init__(self, files):
+        self._files = files
+        self.seen: dict[str, list | None] = {}
+
+    def get_file_from_path(self, path: str):
+        found = self._files.get_file_from_path(path)
+        self.seen[path] = _resolved(found)
+        return found
+
+    def __getattr__(self, name):
+        return getattr(self._files, name)
+
+
+def _resolved(file) -> list | None:
+    """What a link to ``file`` turns into: its URL and whether it is left out of the site."""
+    return None if file is None else [file.url, file.inclusion.is_excluded()]
+
+
+def _toc_token(item) -> dict:
+    return {"level": item.level, "id": item.id, "name": item.title, "children": [_toc_token(c) for c in item.children]}
+
+
+# The kept pages of the current request's file (None: each page is converted).
+_pages: RenderedPages | None = None
+
+
+@functools.cache
+def _converter_versions() -> list[str]:
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return ""
+
+    return [version(name) for name in ("mkdocs", "markdown", "pymdown-extensions", "mkdocs-material", "pygments")]
+
+
+def install() -> None:
+    """Make this process's MkDocs builds cheaper, their output unchanged:
+
+    - a file of the docs folder is hard-linked into the site (copied where that fails);
+    - the theme's templates are compiled once, by Jinja's bytecode cache, keyed on their source;
+    - a page's Markdown comes from :class:`RenderedPages` when the request names its file.
+    """
+    import jinja2
+    import mkdocs.utils
+    from mkdocs.structure.pages import Page
+    from mkdocs.theme import Theme
+
+    from generator.cache import link_or_copy
+
+    copy_file = mkdocs.utils.copy_file
+
+    def link_docs_file(source: str, output: str) -> None:
+        if Path(source).is_relative_to(Path.cwd()):  # the worker runs in the docs folder
+            os.makedirs(os.path.dirname(output), exist_ok=True)
+            link_or_copy(source, output)
+        else:
+            copy_file(source, output)
+
+    mkdocs.utils.copy_file = link_docs_file
+
+    class Compiled(jinja2.BytecodeCache):
+        def __init__(self):
+            self.code: dict[str, bytes] = {}
+
+        def load_bytecode(self, bucket) -> None:
+            if bucket.key in self.code:
+                bucket.bytecode_from_string(self.code[bucket.key])
+
+        def dump_bytecode(self, bucket) -> None:
+            self.code[bucket.key] = bucket.bytecode_to_string()
+
+    compiled, get_env = Compiled(), Theme.get_env
+
+    def cached_env(theme):
+        env = get_env(theme)
+        env.bytecode_cache = compiled
+        return env
+
+    Theme.get_env = cached_env
+    convert = Page.render
+
+    def render(page, config, files) -> None:
+        if _pages is None:
+            convert(page, config, files)
+        else:
+            _pages.render(page, config, files, convert)
+
+    Page.render = render
 
 
 # The warm-up page: a little of everything the site's pages use.
@@ -130,6 +314,7 @@ def main() -> None:
     import mkdocs.config  # noqa: F401
     import pymdownx.superfences  # noqa: F401
 
+    install()
     if len(sys.argv) > 1:
         warm_up(sys.argv[1])
     for line in sys.stdin:

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 from pathlib import Path
 
-from generator.cache import code_version, content_key, fresh_sibling, swap_in
+from generator.cache import code_version, content_key, fresh_sibling, link_or_copy, swap_in
 from generator.inputs.config import REPO_ROOT, localized
 from generator.stages.context import Build
 from generator.stages.drawing import FIGURE_LIST, read_figure_list, write_figure_list
@@ -71,16 +70,6 @@ def draw_comparison(data: list[dict], lang: str, out: Path) -> dict:
             made[f"ratios_{e['id']}"] = plots.ratio_curves(curves, out / f"ratios_{e['id']}.png",
                                                            localized(e["title"], lang), words=words)
     return write_figure_list(out, made)
-
-
-def link_or_copy(source: str, target: str) -> None:
-    """Hard-link a cached file into the docs folder (no bytes copied); copy it where the file
-    system cannot link. Cache entries are never written again once made, and nothing writes
-    into build/docs after the pages stage, so sharing the file is safe."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
 
 
 def _copy_figures(folder: str, target: Path, records: dict, prefix: str) -> None:

@@ -33,7 +33,7 @@ def stage_site(build: Build, manifest: dict) -> None:
     site = manifest["site"]
     fresh = fresh_sibling(build.site_dir)
     fresh.mkdir(parents=True, exist_ok=True)
-    build_languages(build.docs_dir, fresh, site["languages"])
+    build_languages(build.docs_dir, fresh, site["languages"], rendered=build.cache.root / "mkdocs")
     (fresh / "index.html").write_text(root_page(site), encoding="utf-8")
     first = site["languages"][0]
     if site.get("site_url"):
