@@ -2,7 +2,9 @@
 
 The server is Python's own static file server over ``site/``. A watcher polls the config
 files and the images they list; on a change it rebuilds in this same process, so models
-already loaded stay loaded and only changed images are computed again.
+already loaded stay loaded and only changed images are computed again. When the first build had
+nothing to do, what a rebuild uses (models, drawing workers, MkDocs) is loaded in the background
+meanwhile.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def serve(config_file: Path | None, *, addr: str = "127.0.0.1:8000", verbose: bo
 
     config_file = Path(config_file or DEFAULT_CONFIG)
     config = load_config(config_file, keep_going=keep_going)
-    run_build(config, verbose=verbose, keep_going=keep_going)
+    manifest = run_build(config, verbose=verbose, keep_going=keep_going)
     host, _, port = addr.rpartition(":")
     try:
         server = ThreadingHTTPServer((host or "127.0.0.1", int(port)),
@@ -56,6 +58,8 @@ def serve(config_file: Path | None, *, addr: str = "127.0.0.1:8000", verbose: bo
         raise UserError(f"cannot serve on {addr}: {error}") from None
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"butterfly: serving http://{host or '127.0.0.1'}:{server.server_address[1]}/ (Ctrl-C to stop)", flush=True)
+    loading = threading.Thread(target=_load_for_rebuilds, args=(config, manifest, verbose), daemon=True)
+    loading.start()
     seen = watched_files(config_file, keep_going)
     try:
         while True:
@@ -65,6 +69,7 @@ def serve(config_file: Path | None, *, addr: str = "127.0.0.1:8000", verbose: bo
                 continue
             seen = now
             start = time.perf_counter()
+            loading.join()
             try:
                 run_build(load_config(config_file, keep_going=keep_going), verbose=verbose, keep_going=keep_going)
                 print(f"butterfly: rebuilt in {time.perf_counter() - start:.1f} s", flush=True)
@@ -73,3 +78,15 @@ def serve(config_file: Path | None, *, addr: str = "127.0.0.1:8000", verbose: bo
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _load_for_rebuilds(config, manifest: dict, verbose: bool) -> None:
+    from generator.pipeline import load_for_rebuilds
+
+    try:
+        loaded = load_for_rebuilds(config, manifest, verbose=verbose)
+    except Exception as error:  # a rebuild loads what it needs itself, and reports what fails
+        print(f"butterfly: could not load for rebuilds ({error}); a rebuild will load what it needs", flush=True)
+        return
+    if loaded:
+        print(f"butterfly: ready to rebuild ({loaded} model{'s' if loaded != 1 else ''} loaded)", flush=True)

@@ -108,14 +108,14 @@ def stage_model(run: ExperimentRun) -> dict:
             compute(out)
     if run._model is None:
         model_file = run.model_dir / "model.keras"
-        run.model_loader = lambda: _load_saved(model_file)
+        run.model_loader = lambda: load_saved(model_file)
     info = json.loads((run.model_dir / "model.json").read_text())
     info["class_names"] = run.classes.canonical
     info["class_labels"] = run.classes.by_language
     return info
 
 
-def _load_saved(path: Path):
+def load_saved(path: Path):
     import keras
 
     return keras.saving.load_model(path, compile=False, safe_mode=True)
