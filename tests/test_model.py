@@ -45,3 +45,23 @@ def test_training_is_deterministic(small_idx_dir):
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
     assert all(np.array_equal(a, b) for a, b in zip(result.snapshots[-1], first))
     assert not all(np.array_equal(a, b) for a, b in zip(result.snapshots[0], first))
+
+
+def test_a_saved_model_has_the_same_bytes_every_time(tmp_path):
+    """Two models with the same weights, saved at different moments, give one file: no date of
+    saving, no memory address; Keras loads it to the same predictions."""
+    import zipfile
+
+    from generator.stages.model import load_saved, save_model
+
+    x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    files = []
+    for attempt in range(2):
+        model = build_tiny_vgg((28, 28, 1), 10, seed=3)
+        files.append(tmp_path / f"model{attempt}.keras")
+        save_model(model, files[-1])
+    assert files[0].read_bytes() == files[1].read_bytes()
+    with zipfile.ZipFile(files[0]) as archive:
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert b"date_saved" not in archive.read("metadata.json")
+    np.testing.assert_array_equal(load_saved(files[0]).predict(x, verbose=0), model.predict(x, verbose=0))

@@ -115,6 +115,31 @@ def stage_model(run: ExperimentRun) -> dict:
     return info
 
 
+def save_model(model, path: Path) -> None:
+    """``model.save(path)``, the same model always giving the same bytes. Keras stamps the
+    archive with the time of saving (metadata.json's date_saved, the weights' member date) and
+    names each shared object (a layer's dtype policy) by its memory address; here the member
+    dates are those Keras gives the others, the date is left out and shared objects are numbered
+    in order. Keras loads the file as before."""
+    import re
+    import zipfile
+
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    metadata_json = json.loads(members["metadata.json"])
+    metadata_json.pop("date_saved", None)
+    members["metadata.json"] = json.dumps(metadata_json).encode()
+    numbers: dict[bytes, str] = {}
+    members["config.json"] = re.sub(
+        rb'"shared_object_id": (\d+)',
+        lambda found: b'"shared_object_id": ' + numbers.setdefault(found[1], str(len(numbers) + 1)).encode(),
+        members["config.json"])
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(zipfile.ZipInfo(name), data)
+
+
 def load_saved(path: Path):
     import keras
 
@@ -128,7 +153,7 @@ def import_model(run: ExperimentRun, path: Path, out: Path) -> None:
     experiment = run.experiment
     with run.build.quiet_tensorflow():
         model = load_model(path, run.classes.canonical, tuple(experiment.model.input_range))
-    model.save(out / "model.keras")
+    save_model(model, out / "model.keras")
     # A TF.js or Keras file often names its model just "sequential"; its folder or file name says more.
     name = path.parent.name if path.suffix == ".json" else path.stem
     info = {"source": "imported", "file": run.build.relative(path), "architecture": name,
@@ -153,7 +178,7 @@ def train_model(run: ExperimentRun, out: Path) -> None:
                        batch_size=t.batch_size, learning_rate=t.learning_rate, seed=t.seed,
                        verbose=1 if sys.stdout.isatty() else 2)
     run._model = model
-    model.save(out / "model.keras")
+    save_model(model, out / "model.keras")
     np.savez_compressed(out / "snapshots.npz", **{
         f"epoch_{e + 1:03d}/{i}": w for e, weights in enumerate(result.snapshots) for i, w in enumerate(weights)})
     info = {
