@@ -44,7 +44,9 @@ def raise_on_sigterm() -> None:
 
 
 def die_with_parent() -> None:
-    """From now on this process gets SIGTERM when its parent dies (Linux; elsewhere nothing)."""
+    """From now on this process gets SIGTERM when its parent dies (Linux; elsewhere nothing).
+    To Linux the parent is the thread that started the process: start children that must live
+    on from the main thread, not from a helper thread that ends."""
     if sys.platform.startswith("linux") and ctypes.CDLL(None, use_errno=True).prctl(
             _PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")

@@ -285,8 +285,8 @@ def load_for_rebuilds(config: Config, manifest: dict, *, verbose: bool = False) 
     """Load what a rebuild of this site uses, as a build that computed leaves it: the MkDocs
     processes, each experiment's model (which imports TensorFlow) with its analysis traced, and
     the drawing workers, which draw one throw-away figure set to load their fonts and caches.
-    ``butterfly serve`` calls it in the background, so that its first rebuild after a build that
-    had nothing to do is as quick as later ones. Returns how many models it loaded."""
+    ``butterfly serve`` calls it once it serves, so that its first rebuild after a build that had
+    nothing to do is as quick as later ones. Returns how many models it loaded."""
     from generator.site.mkdocs import start_workers
     from generator.stages.context import LOADED_MODELS
     from generator.stages.drawing import worker_pool

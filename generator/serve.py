@@ -3,8 +3,8 @@
 The server is Python's own static file server over ``site/``. A watcher polls the config
 files and the images they list; on a change it rebuilds in this same process, so models
 already loaded stay loaded and only changed images are computed again. When the first build had
-nothing to do, what a rebuild uses (models, drawing workers, MkDocs) is loaded in the background
-meanwhile.
+nothing to do, what a rebuild uses (models, drawing workers, MkDocs) is loaded once the site is
+served.
 """
 
 from __future__ import annotations
@@ -58,10 +58,10 @@ def serve(config_file: Path | None, *, addr: str = "127.0.0.1:8000", verbose: bo
         raise UserError(f"cannot serve on {addr}: {error}") from None
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"butterfly: serving http://{host or '127.0.0.1'}:{server.server_address[1]}/ (Ctrl-C to stop)", flush=True)
-    loading = threading.Thread(target=_load_for_rebuilds, args=(config, manifest, verbose), daemon=True)
-    loading.start()
-    seen = watched_files(config_file, keep_going)
+    seen = watched_files(config_file, keep_going)  # an edit made while loading is seen right after
     try:
+        # Not in a helper thread: the MkDocs processes would stop when it ends (see childproc).
+        _load_for_rebuilds(config, manifest, verbose)
         while True:
             time.sleep(POLL_SECONDS)
             now = watched_files(config_file, keep_going)
@@ -69,7 +69,6 @@ def serve(config_file: Path | None, *, addr: str = "127.0.0.1:8000", verbose: bo
                 continue
             seen = now
             start = time.perf_counter()
-            loading.join()
             try:
                 run_build(load_config(config_file, keep_going=keep_going), verbose=verbose, keep_going=keep_going)
                 print(f"butterfly: rebuilt in {time.perf_counter() - start:.1f} s", flush=True)
