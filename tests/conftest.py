@@ -98,3 +98,15 @@ def built_site(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("default-site")
     run_build(load_config(scratch_project(root)))
     return root
+
+
+def processes_with(marker: str) -> list[int]:
+    """The running processes whose environment holds ``marker``."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker.encode() in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found

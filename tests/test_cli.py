@@ -1,4 +1,3 @@
-import json
 import os
 import signal
 import subprocess
@@ -8,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import processes_with
 from generator import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,18 +87,6 @@ def test_clean_removes_build_outputs_only(tmp_path):
     result = butterfly("clean", "--config", str(config))
     assert result.returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["content", "site_config"]
-
-
-def processes_with(marker: str) -> list[int]:
-    """The running processes whose environment holds ``marker``."""
-    found = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if marker.encode() in (proc / "environ").read_bytes():
-                found.append(int(proc.name))
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-    return found
 
 
 @pytest.mark.slow

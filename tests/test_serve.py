@@ -1,4 +1,4 @@
-"""`butterfly serve` on a built site: it serves it, loads what a rebuild uses in the background,
+"""`butterfly serve` on a built site: it serves it, loads what a rebuild uses meanwhile,
 rebuilds only what an edit changed, and keeps serving the previous site when an edit is wrong."""
 
 import json
@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import processes_with
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,10 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 class Serve:
     """A `butterfly serve` process and the lines it prints."""
 
-    def __init__(self, config: Path):
+    def __init__(self, config: Path, **env: str):
         self.process = subprocess.Popen([sys.executable, "-m", "generator", "serve", "--config", str(config),
                                          "--addr", "127.0.0.1:0"], cwd=config.parent.parent,
-                                        env={**os.environ, "PYTHONPATH": str(REPO)},
+                                        env={**os.environ, "PYTHONPATH": str(REPO), **env},
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: queue.Queue = queue.Queue()
         self.seen: list[str] = []
@@ -65,7 +67,7 @@ def fetch(url: str) -> str:
         return response.read().decode("utf-8")
 
 
-def test_serve_loads_in_the_background_and_rebuilds_what_changed(project):
+def test_serve_loads_for_rebuilds_rebuilds_what_changed_and_leaves_nothing_behind(project):
     config = project()
     root = config.parent.parent
     built = subprocess.run([sys.executable, "-m", "generator", "build", "--config", str(config)], cwd=root,
@@ -103,3 +105,20 @@ def test_serve_loads_in_the_background_and_rebuilds_what_changed(project):
     finally:
         code = serve.stop()
     assert code == 130, "".join(serve.seen)
+
+    # Killed outright once ready, serve leaves no process behind: not the MkDocs processes, not
+    # the drawing workers nor their fork server (each worker held its liveness pipe open).
+    if Path("/proc/self/environ").exists():
+        marker = f"{os.getpid()}-{id(config)}"
+        serve = Serve(config, BUTTERFLY_TEST_MARK=marker)
+        serve.until(r"ready to rebuild")
+        time.sleep(1)  # a process that stops with the thread that started it would be gone by now
+        started = [(Path("/proc") / str(pid) / "cmdline").read_bytes() for pid in processes_with(marker)]
+        assert any(b"mkdocs_worker" in command for command in started)  # still running, ready to build
+        assert any(b"forkserver" in command for command in started)
+        serve.process.kill()
+        serve.process.wait()
+        deadline = time.monotonic() + 10
+        while processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert processes_with(marker) == []

@@ -49,9 +49,15 @@ def _start_worker() -> None:
     # Ctrl-C reaches the whole process group; the main process stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    # A worker must not outlive the build: it gets SIGTERM when its parent (the fork server,
-    # which exits with the main process) dies.
+    # A worker must not outlive the build: it gets SIGTERM when its parent, the fork server,
+    # ends. The fork server ends when the main process does, however that ends (kill -9 too),
+    # because its liveness pipe is then closed: each worker is handed a copy of the pipe's
+    # writing end, for processes of its own, which would keep it open, so it is closed here.
     die_with_parent()
+    server = getattr(sys.modules.get("multiprocessing.forkserver"), "_forkserver", None)
+    if getattr(server, "_forkserver_alive_fd", None) is not None:
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
 
 
 def _ready() -> int:
