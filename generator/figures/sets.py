@@ -32,9 +32,9 @@ def shown_channels(layer: dict, max_channels: int) -> tuple[list[int], str]:
     return layer["channel_order"][:max_channels], "most_changed"
 
 
-# The two parts of an image's figures (generator.figures.SET_PARTS): the stills drawn with
-# Pillow, then, from this one on, the matplotlib plot and the animations.
-SECOND_PART_FROM = "butterfly"
+# The two parts of an image's figures (generator.figures.SET_PARTS), of about equal drawing
+# time: the stills and the butterfly plot, then, from this one on, the two animations.
+SECOND_PART_FROM = "sweep_gif"
 
 
 def image_figures(record: dict, arrays: dict, class_names: list[str], title: str, settings, out: Path,

@@ -208,12 +208,11 @@ def stage_images(run: ExperimentRun, input_shape) -> tuple[list[dict], list[dict
         entry, folder = plan.entry, cache.path("image", plan.key)
         done = one_done(plan)
         plan.running = 1  # until every job is submitted
-        if plan.record is not None:
+        computed = plan.record
+        if computed is not None:
             plan.status = "computed"
-            plan.running += 1
-            jobs.submit("image", plan.key, store_analysis, (plan.record, plan.arrays), done)
-            # What a later build reads back from record.json (the job keeps the original).
-            plan.record = json.loads(json.dumps(plan.record))
+            # What a later build reads back from record.json (the job storing it gets the original).
+            plan.record = json.loads(json.dumps(computed))
         else:
             plan.record = json.loads((folder / "record.json").read_text())
         plan.record.update({"id": entry.id, "experiment": run.id, "source": build.relative(entry.path),
@@ -236,6 +235,11 @@ def stage_images(run: ExperimentRun, input_shape) -> tuple[list[dict], list[dict
                          run.classes.by_language[lang], plan.titles[lang], run.experiment.figures, lang),
                         lambda made, lang=lang: done(made, lang), figure_set=True, parts=SET_PARTS,
                         finish=write_figure_set)
+        if computed is not None:
+            # After the figure jobs, which the pages wait for: a worker stores the analysis once
+            # it has drawn its part.
+            plan.running += 1
+            jobs.submit("image", plan.key, store_analysis, (computed, plan.arrays), done)
         plan.arrays = None  # the jobs hold what they need
         plan.waited = plan.running > 1
         build.images_waiting += plan.waited
