@@ -106,7 +106,9 @@ def serve_add_image(code: Path, config: Path, ready_wait: float = 0.0, **image) 
     env = environment(code)
     process = subprocess.Popen([PYTHON, "-m", "generator", "serve", "--config", str(config),
                                 "--addr", f"127.0.0.1:{free_port()}"], cwd=config.parent.parent, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               # Ctrl-C stops it even when this script runs with SIGINT ignored (nohup &)
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout] + [lines.put(None)],
                      daemon=True).start()
