@@ -289,3 +289,14 @@ def test_failures_are_listed_on_the_home_pages(manifest, tmp_path):
         assert escape_markdown("content/images/broken.png") in home
         assert escape_markdown("experiment 'fashion': image broken.png") in home
         assert home.index("broken") < home.index("## 1.")
+
+
+def test_compiled_templates_are_kept_and_a_changed_template_is_compiled_again(tmp_path):
+    from generator.site.pages import _environment
+
+    templates, compiled = tmp_path / "templates", tmp_path / "compiled"
+    templates.mkdir()
+    for text, expected in (("first {{ 1 + 1 }}", "first 2"), ("second {{ 2 + 2 }}", "second 4")):
+        (templates / "page.md.j2").write_text(text, encoding="utf-8")
+        assert _environment(templates, compiled).get_template("page.md.j2").render() == expected
+        assert len(list(compiled.iterdir())) == 1  # one entry per template, replaced when it changes

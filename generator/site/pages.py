@@ -112,9 +112,14 @@ def standalone_script() -> dict:
 
 # --- rendering -----------------------------------------------------------------------------
 
-def _environment(templates_dir: Path) -> jinja2.Environment:
+def _environment(templates_dir: Path, compiled: Path | None = None) -> jinja2.Environment:
+    """The pages' Jinja environment; with ``compiled``, templates compiled once are kept there
+    (Jinja's bytecode cache, checked against each template's source) for later builds."""
+    if compiled is not None:
+        Path(compiled).mkdir(parents=True, exist_ok=True)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
+        bytecode_cache=jinja2.FileSystemBytecodeCache(str(compiled)) if compiled is not None else None,
         undefined=jinja2.StrictUndefined, autoescape=False,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(FILTERS, code_fence=code_fence, shell_quote=shlex.quote)
@@ -170,15 +175,16 @@ def site_nav(manifest: dict, lang: str) -> list:
     return nav
 
 
-def render_docs(manifest: dict, docs_dir: Path, repo_root: Path) -> list[Path]:
+def render_docs(manifest: dict, docs_dir: Path, repo_root: Path, compiled: Path | None = None) -> list[Path]:
     """Write every page of every site language under ``docs_dir``, and their MkDocs configs.
 
     ``docs_dir`` already holds the figures the manifest points at (``<lang>/figures/...``) and
-    ``manifest.json``; ``repo_root`` holds ``templates/``, ``mkdocs.yml`` and the attack code.
+    ``manifest.json``; ``repo_root`` holds ``templates/``, ``mkdocs.yml`` and the attack code;
+    ``compiled``, if given, keeps the compiled templates between builds.
     """
     _check(manifest)
     docs_dir, repo_root = Path(docs_dir), Path(repo_root)
-    env = _environment(repo_root / "templates")
+    env = _environment(repo_root / "templates", compiled)
     method = manifest["experiments"][0]["attack_settings"]["method"] if manifest["experiments"] else "fgsm"
     shared = {"m": manifest, "code": attack_code(repo_root, ATTACK_FUNCTIONS.get(method, ATTACK_FUNCTIONS["fgsm"])),
               "script": standalone_script(), "language_names": LANGUAGE_NAMES}
