@@ -61,7 +61,12 @@ def serve(config_file: Path | None, *, addr: str = "127.0.0.1:8000", verbose: bo
     seen = watched_files(config_file, keep_going)  # an edit made while loading is seen right after
     try:
         # Not in a helper thread: the MkDocs processes would stop when it ends (see childproc).
-        _load_for_rebuilds(config, manifest, verbose)
+        try:
+            loaded = load_for_rebuilds(config, manifest, verbose=verbose)
+            if loaded:
+                print(f"butterfly: ready to rebuild ({loaded} model{'s' if loaded != 1 else ''} loaded)", flush=True)
+        except Exception as error:  # a rebuild loads what it needs itself, and reports what fails
+            print(f"butterfly: could not load for rebuilds ({error}); a rebuild will load what it needs", flush=True)
         while True:
             time.sleep(POLL_SECONDS)
             now = watched_files(config_file, keep_going)
@@ -79,13 +84,69 @@ def serve(config_file: Path | None, *, addr: str = "127.0.0.1:8000", verbose: bo
         server.server_close()
 
 
-def _load_for_rebuilds(config, manifest: dict, verbose: bool) -> None:
-    from generator.pipeline import load_for_rebuilds
+def load_for_rebuilds(config, manifest: dict, *, verbose: bool = False) -> int:
+    """Load what a rebuild of this site uses, as a build that computed leaves it: the MkDocs
+    processes, each experiment's model (which imports TensorFlow) with its analysis traced, and
+    the drawing workers, which draw one throw-away figure set to load their fonts and caches.
+    ``butterfly serve`` calls it once it serves, so that its first rebuild after a build that had
+    nothing to do is as quick as later ones. Returns how many models it loaded."""
+    from generator.site.mkdocs import start_workers
+    from generator.stages.context import LOADED_MODELS, Build
+    from generator.stages.drawing import worker_pool
+    from generator.stages.model import load_saved
 
-    try:
-        loaded = load_for_rebuilds(config, manifest, verbose=verbose)
-    except Exception as error:  # a rebuild loads what it needs itself, and reports what fails
-        print(f"butterfly: could not load for rebuilds ({error}); a rebuild will load what it needs", flush=True)
-        return
-    if loaded:
-        print(f"butterfly: ready to rebuild ({loaded} model{'s' if loaded != 1 else ''} loaded)", flush=True)
+    build = Build(config, verbose=verbose)
+    start_workers(build.languages, build.docs_dir)
+    pool = worker_pool(build.jobs)
+    settings = {experiment.id: experiment for experiment in config.experiments}
+    loaded = 0
+    for experiment in manifest["experiments"]:
+        model_dir = Path(experiment["model_dir"])  # the model's cache entry, named by its key
+        if model_dir.name in LOADED_MODELS or not (model_dir / "model.keras").is_file():
+            continue
+        with build.quiet_tensorflow():
+            model = load_saved(model_dir / "model.keras")
+            analysed = trace_analysis(model, experiment)
+        LOADED_MODELS[model_dir.name] = model
+        loaded += 1
+        if pool is not None and not isinstance(analysed, UserError):
+            draw_throw_away(pool, analysed, experiment, settings[experiment["id"]].figures, build.languages)
+    return loaded
+
+
+def trace_analysis(model, experiment: dict):
+    """Analyse a mid-grey image with the experiment's attack settings (its target left out):
+    this traces the model calls an analysis makes, which the model keeps. Returns the analysis
+    ((record, arrays), or the UserError that stopped it)."""
+    import numpy as np
+
+    from generator.analysis.attack import AttackSettings
+    from generator.analysis.record import analyse_images
+
+    attack = experiment["attack_settings"]
+    settings = AttackSettings(**{name: attack[name] for name in ("method", "epsilon_start", "epsilon_step",
+                                                                 "epsilon_max", "iterations", "step_size", "noise_seed")})
+    grey = np.full(experiment["model"]["input_shape"], 0.5, dtype=np.float32)
+    return analyse_images(model, [(grey, None, settings)], experiment["model"]["class_names"],
+                          change_threshold=attack["change_threshold"], noise_draws=attack["noise_draws"],
+                          frames=experiment["figure_settings"]["gif_max_frames"])[0]
+
+
+def draw_throw_away(pool, analysed: tuple, experiment: dict, figure_settings, languages: list[str]) -> None:
+    """Draw the figures of an analysed image in every language and part by the drawing workers,
+    into a folder then removed: a worker's first set costs it about half a second more."""
+    import tempfile
+    from concurrent.futures import wait
+
+    from generator.figures import SET_PARTS
+    from generator.stages.images import draw_image_figures
+
+    record, arrays = analysed
+    with tempfile.TemporaryDirectory(prefix="butterfly-warm-up-") as scratch:
+        jobs = []
+        for lang in languages:
+            out = Path(scratch) / lang
+            out.mkdir()
+            jobs += [pool.submit(draw_image_figures, record, arrays, experiment["model"]["class_labels"][lang],
+                                 "", figure_settings, lang, out, part) for part in range(SET_PARTS)]
+        wait(jobs)

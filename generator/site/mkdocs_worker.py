@@ -2,10 +2,11 @@
 
 Started by :func:`generator.site.mkdocs.start_workers` at the start of a build, it loads
 MkDocs, Material and the Markdown extensions while the build computes, then reads requests from
-stdin, one JSON object per line ({"config_file", "site_dir", "strict", "cwd", "env"}), builds
-each as ``mkdocs build --clean`` would, and answers on stdout with one line: {"ok", "log",
-"error"}, where "log" holds MkDocs' warnings and errors ("WARNING -  ..."). ``butterfly serve``
-keeps its workers, so a rebuild pays for neither the imports nor, in Chinese, jieba's dictionary.
+stdin, one JSON object per line ({"config_file", "site_dir", "strict", "cwd", "env",
+"rendered"}), builds each as ``mkdocs build --clean`` would, and answers on stdout with one
+line: {"ok", "log", "error"}, where "log" holds MkDocs' warnings and errors ("WARNING -  ...").
+``butterfly serve`` keeps its workers, so a rebuild pays for neither the imports nor, in
+Chinese, jieba's dictionary.
 
 Each worker serves one language: jieba's dictionary is global to the process, and the languages
 set different ones. Given the language's config of the previous build, a worker first builds a
