@@ -1,9 +1,11 @@
-"""Shared fixtures: small real inputs made on the fly, and the repository's own paths."""
+"""Shared fixtures: small real inputs made on the fly, the repository's own paths, and helpers for
+tests that start processes."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +112,9 @@ def processes_with(marker: str) -> list[int]:
         except OSError:  # gone meanwhile, or not ours to read
             continue
     return found
+
+
+def default_sigint() -> None:
+    """A ``preexec_fn``: SIGINT stops the child as Ctrl-C would, also when the tests themselves
+    run with SIGINT ignored (started in the background by a shell, or under nohup)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import default_sigint
 from generator.childproc import Terminated, run_child
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,7 +59,8 @@ def wait_until(condition, seconds: float = 10.0) -> bool:
 def start_parent(tmp_path: Path, how: str) -> tuple[subprocess.Popen, int]:
     pid_file = tmp_path / "child.pid"
     parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(PARENT), SLEEPER, str(pid_file), how],
-                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=default_sigint)
     assert wait_until(lambda: pid_file.is_file() and pid_file.read_text().strip()), parent.stderr
     return parent, int(pid_file.read_text())
 

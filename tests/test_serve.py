@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import processes_with
+from conftest import default_sigint, processes_with
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +29,8 @@ class Serve:
         self.process = subprocess.Popen([sys.executable, "-m", "generator", "serve", "--config", str(config),
                                          "--addr", "127.0.0.1:0"], cwd=config.parent.parent,
                                         env={**os.environ, "PYTHONPATH": str(REPO), **env},
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        preexec_fn=default_sigint)
         self.lines: queue.Queue = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
