@@ -114,7 +114,12 @@ def test_serve_loads_for_rebuilds_rebuilds_what_changed_and_leaves_nothing_behin
         serve = Serve(config, BUTTERFLY_TEST_MARK=marker)
         serve.until(r"ready to rebuild")
         time.sleep(1)  # a process that stops with the thread that started it would be gone by now
-        started = [(Path("/proc") / str(pid) / "cmdline").read_bytes() for pid in processes_with(marker)]
+        started = []
+        for pid in processes_with(marker):
+            try:
+                started.append((Path("/proc") / str(pid) / "cmdline").read_bytes())
+            except OSError:  # ended meanwhile
+                pass
         assert any(b"mkdocs_worker" in command for command in started)  # still running, ready to build
         assert any(b"forkserver" in command for command in started)
         serve.process.kill()
