@@ -90,13 +90,13 @@ def load_for_rebuilds(config, manifest: dict, *, verbose: bool = False) -> int:
     the drawing workers, which draw one throw-away figure set to load their fonts and caches.
     ``butterfly serve`` calls it once it serves, so that its first rebuild after a build that had
     nothing to do is as quick as later ones. Returns how many models it loaded."""
-    from generator.site.mkdocs import start_workers
-    from generator.stages.context import LOADED_MODELS, Build
+    from generator.stages.context import LOADED_MODELS, Build, ExperimentRun
     from generator.stages.drawing import worker_pool
     from generator.stages.model import load_saved
+    from generator.stages.publish import prepare_site
 
     build = Build(config, verbose=verbose)
-    start_workers(build.languages, build.docs_dir)
+    prepare_site(build)
     pool = worker_pool(build.jobs)
     settings = {experiment.id: experiment for experiment in config.experiments}
     loaded = 0
@@ -104,35 +104,35 @@ def load_for_rebuilds(config, manifest: dict, *, verbose: bool = False) -> int:
         model_dir = Path(experiment["model_dir"])  # the model's cache entry, named by its key
         if model_dir.name in LOADED_MODELS or not (model_dir / "model.keras").is_file():
             continue
+        run = ExperimentRun(build, settings[experiment["id"]])
         with build.quiet_tensorflow():
             model = load_saved(model_dir / "model.keras")
-            analysed = trace_analysis(model, experiment)
+            analysed = trace_analysis(model, run, experiment["model"])
         LOADED_MODELS[model_dir.name] = model
         loaded += 1
         if pool is not None and not isinstance(analysed, UserError):
-            draw_throw_away(pool, analysed, experiment, settings[experiment["id"]].figures, build.languages)
+            draw_throw_away(pool, analysed, experiment["model"], run.experiment.figures, build.languages)
     return loaded
 
 
-def trace_analysis(model, experiment: dict):
+def trace_analysis(model, run, model_record: dict):
     """Analyse a mid-grey image with the experiment's attack settings (its target left out):
     this traces the model calls an analysis makes, which the model keeps. Returns the analysis
     ((record, arrays), or the UserError that stopped it)."""
     import numpy as np
 
-    from generator.analysis.attack import AttackSettings
     from generator.analysis.record import analyse_images
+    from generator.stages.images import attack_settings
 
-    attack = experiment["attack_settings"]
-    settings = AttackSettings(**{name: attack[name] for name in ("method", "epsilon_start", "epsilon_step",
-                                                                 "epsilon_max", "iterations", "step_size", "noise_seed")})
-    grey = np.full(experiment["model"]["input_shape"], 0.5, dtype=np.float32)
-    return analyse_images(model, [(grey, None, settings)], experiment["model"]["class_names"],
-                          change_threshold=attack["change_threshold"], noise_draws=attack["noise_draws"],
-                          frames=experiment["figure_settings"]["gif_max_frames"])[0]
+    experiment = run.experiment
+    settings = attack_settings(run, {"target": None}, experiment.key("attack"))
+    grey = np.full(model_record["input_shape"], 0.5, dtype=np.float32)
+    return analyse_images(model, [(grey, None, settings)], model_record["class_names"],
+                          change_threshold=experiment.attack.change_threshold,
+                          noise_draws=experiment.attack.noise_draws, frames=experiment.figures.gif_max_frames)[0]
 
 
-def draw_throw_away(pool, analysed: tuple, experiment: dict, figure_settings, languages: list[str]) -> None:
+def draw_throw_away(pool, analysed: tuple, model_record: dict, figure_settings, languages: list[str]) -> None:
     """Draw the figures of an analysed image in every language and part by the drawing workers,
     into a folder then removed: a worker's first set costs it about half a second more."""
     import tempfile
@@ -147,6 +147,6 @@ def draw_throw_away(pool, analysed: tuple, experiment: dict, figure_settings, la
         for lang in languages:
             out = Path(scratch) / lang
             out.mkdir()
-            jobs += [pool.submit(draw_image_figures, record, arrays, experiment["model"]["class_labels"][lang],
+            jobs += [pool.submit(draw_image_figures, record, arrays, model_record["class_labels"][lang],
                                  "", figure_settings, lang, out, part) for part in range(SET_PARTS)]
         wait(jobs)

@@ -68,11 +68,10 @@ def exported_model(build: Build, experiment: dict) -> Path:
     key = content_key("tfjs", model_dir.name, code_version("inputs/model_export"))
     if not build.cache.has("tfjs", key):
         from generator.inputs.model_export import export_tfjs_layers, verify_tfjs_export
+        from generator.stages.model import load_saved
 
         with build.quiet_tensorflow():
-            import keras
-
-            model = keras.saving.load_model(model_dir / "model.keras", compile=False, safe_mode=True)
+            model = load_saved(model_dir / "model.keras")
             with build.cache.write("tfjs", key) as out:
                 export_tfjs_layers(model, out)
                 verify_tfjs_export(model, out)
