@@ -102,13 +102,13 @@ def built_site(tmp_path_factory) -> Path:
     return root
 
 
-def processes_with(marker: str) -> list[int]:
-    """The running processes whose environment holds ``marker``."""
-    found = []
+def processes_with(marker: str) -> dict[int, bytes]:
+    """The running processes whose environment holds ``marker``: their command lines by pid."""
+    found = {}
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             if marker.encode() in (proc / "environ").read_bytes():
-                found.append(int(proc.name))
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:  # gone meanwhile, or not ours to read
             continue
     return found
