@@ -151,6 +151,7 @@ def measure_once(code: Path, results: dict[str, list[float]], default: bool, pho
     def note(key: str, seconds: float) -> None:
         results.setdefault(key, []).append(seconds)
 
+    serve_says_rebuilt = "rebuilt in" in (code / "generator" / "serve.py").read_text()  # older ones do not say
     note("import tensorflow", import_tensorflow(code))
     with tempfile.TemporaryDirectory(prefix="bench-build-") as scratch:
         config = scratch_project(Path(scratch), photos_config)
@@ -164,12 +165,12 @@ def measure_once(code: Path, results: dict[str, list[float]], default: bool, pho
         print(f"  {code}: after the title change, {links} of {files} figure files in build/docs are hard links")
         add_image(config)
         note("one image added", build(code, config)[0])
-        if "rebuilt in" in (code / "generator" / "serve.py").read_text():  # older ones do not say
+        if serve_says_rebuilt:
             from PIL import Image
 
             note("serve from a built site: +1", serve_add_image(code, config, 20, name="panda_flipped",
                                                                 flip=Image.Transpose.FLIP_TOP_BOTTOM))
-    if "rebuilt in" in (code / "generator" / "serve.py").read_text():
+    if serve_says_rebuilt:
         with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
             config = scratch_project(Path(scratch), photos_config)
             note("serve: one image added", serve_add_image(code, config))
