@@ -87,7 +87,8 @@ def test_kept_pages_give_the_same_site_and_links_are_checked_again(tmp_path, mon
             mkdocs.stop_workers()
         mkdocs.build_languages(docs, tmp_path / build, ["en"], rendered=rendered)
         assert differences(tmp_path / "plain" / "en", tmp_path / build / "en") == [], build
-        assert len(json.loads((rendered / "en.json").read_text(encoding="utf-8"))) == 2, build
+        kept = json.loads((rendered / "en.json").read_text(encoding="utf-8"))
+        assert (len(kept["pages"]), len(kept["search"])) == (2, 2), build
     picture = tmp_path / "third" / "en" / "picture.png"
     assert picture.stat().st_ino == (docs / "en" / "picture.png").stat().st_ino
 
@@ -110,6 +111,28 @@ def test_a_page_whose_conversion_warned_is_not_kept(tmp_path):
     rendered = tmp_path / "rendered"
     mkdocs.build_languages(docs, tmp_path / "lenient", ["en"], strict=False, rendered=rendered)
     kept = json.loads((rendered / "en.json").read_text(encoding="utf-8"))
-    assert [entry["title"] for entry in kept.values()] == ["Other"]
+    assert [entry["title"] for entry in kept["pages"].values()] == ["Other"]
     with pytest.raises(UserError, match="missing.md"):  # converted again, so the warning comes again
         mkdocs.build_languages(docs, tmp_path / "strict", ["en"], rendered=rendered)
+
+
+@pytest.mark.slow
+def test_kept_search_entries_follow_the_segmentation_dictionary(tmp_path, monkeypatch):
+    """A page's search entries are kept, and made again when the jieba dictionary that segments
+    its Chinese changes: each build's index is the one a plain build writes."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    docs = project(tmp_path, "蝴蝶效应")
+    config = docs / "mkdocs-en.yml"
+    config.write_text(config.read_text(encoding="utf-8").replace("- search\n", "- search:\n    jieba_dict: dict.txt\n"),
+                      encoding="utf-8")
+    rendered = tmp_path / "rendered"
+    mkdocs.stop_workers()
+    indexes = []
+    for words in ("蝴蝶效应 5\n", "蝴蝶 5\n效应 5\n"):
+        (docs / "dict.txt").write_text(words, encoding="utf-8")
+        for build in ("plain", "kept", "again"):
+            mkdocs.build_languages(docs, tmp_path / words / build, ["en"], rendered=None if build == "plain" else rendered)
+            indexes.append((tmp_path / words / build / "en" / "search" / "search_index.json").read_text(encoding="utf-8"))
+        assert indexes[-3] == indexes[-2] == indexes[-1]
+    texts = [json.loads(index)["docs"][0]["text"] for index in (indexes[0], indexes[-1])]
+    assert "蝴蝶效应" in texts[0] and "蝴蝶\u200b效应" in texts[1], texts

@@ -17,8 +17,9 @@ in Chinese.
 Three things make a worker's build cheaper than the command line's, with the same output
 (see :func:`install`): files from the docs folder are hard-linked into the site, not copied
 (the figures are most of the site's bytes); the theme's templates are compiled once per
-process; and a page's Markdown is converted again only when something it depends on changed
-(:class:`RenderedPages`, kept on disk between builds when the request names a file).
+process; and a page's Markdown is converted again, and its search entries made again, only
+when something they depend on changed (:class:`RenderedPages`, kept on disk between builds
+when the request names a file).
 """
 
 from __future__ import annotations
@@ -85,37 +86,52 @@ def build_one(config_file: str, site_dir: str, strict: bool, cwd: str, env: dict
     finally:
         logger.removeHandler(collect)
         if _pages is not None:
-            _pages.used.clear()
+            _pages.forget_use()
     return {"ok": error is None, "log": collect.lines, "error": error}
 
 
 # --- what makes a worker's build cheaper -------------------------------------------------------
 
 class RenderedPages:
-    """Each page's Markdown converted to HTML, reused while nothing it depends on changed.
+    """Each page's Markdown converted to HTML, and the search entries of its HTML, reused while
+    nothing they depend on changed.
 
-    An entry is found by the page's source after the plugins' ``on_page_markdown``, its place
-    (source path, URL, whether it is excluded), the Markdown and link-validation settings and the
-    versions of the libraries that convert. It also lists every file the page's links looked up
-    and what each resolved to, and is reused only when each still resolves the same way. A page
-    whose conversion logged anything (a broken link, an unknown anchor) is never kept, so its
-    warnings come again at every build."""
+    A page's entry is found by the page's source after the plugins' ``on_page_markdown``, its
+    place (source path, URL, whether it is excluded), the Markdown and link-validation settings
+    and the versions of the libraries that convert. It also lists every file the page's links
+    looked up and what each resolved to, and is reused only when each still resolves the same
+    way. A page whose conversion logged anything (a broken link, an unknown anchor) is never
+    kept, so its warnings come again at every build.
+
+    A page's search entries are found by everything the search plugin reads: the page's HTML
+    after the plugins' ``on_page_content``, its URL, title, table of contents and metadata, the
+    plugin's settings, the contents of its jieba dictionaries and the versions of Material and
+    jieba."""
 
     def __init__(self, path: Path):
         self.path = path
         try:
-            self.entries: dict[str, dict] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            self.entries = {}
+            kept = json.loads(path.read_text(encoding="utf-8"))
+            self.entries: dict[str, dict] = kept["pages"]
+            self.search: dict[str, list] = kept["search"]
+        except (OSError, ValueError, KeyError, TypeError):
+            self.entries, self.search = {}, {}
         self.used: dict[str, dict] = {}
+        self.searched: dict[str, list] = {}
 
     def save(self) -> None:
         """Keep the entries this build used, and only those."""
-        self.entries = dict(self.used)
+        self.entries, self.search = dict(self.used), dict(self.searched)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         scratch = self.path.with_name(f".{self.path.name}.tmp")
-        scratch.write_text(json.dumps(self.entries, ensure_ascii=False), encoding="utf-8")
+        scratch.write_text(json.dumps({"pages": self.entries, "search": self.search}, ensure_ascii=False),
+                           encoding="utf-8")
         scratch.replace(self.path)
+
+    def forget_use(self) -> None:
+        """After a build, saved or not: the next one starts with nothing used."""
+        self.used.clear()
+        self.searched.clear()
 
     @staticmethod
     def key(page, config) -> str:
@@ -157,6 +173,24 @@ class RenderedPages:
                 "links": {target.src_uri: links for target, links in (page.links_to_anchors or {}).items()},
                 "lookups": lookups.seen}
 
+    def index(self, search_index, page, add_entries) -> None:
+        """``search_index.add_entry_from_context(page)``, from an entry when one fits
+        (``add_entries`` is Material's own)."""
+        settings = search_index.config
+        dictionaries = [_file_digest(settings.get(name)) for name in ("jieba_dict", "jieba_dict_user")]
+        metadata_read = {name: page.meta.get(name) for name in ("search", "tags", "title")}
+        text = repr([sorted(settings.items()), dictionaries, _search_versions(), page.url, page.title, metadata_read,
+                     [_toc_token(item) for item in page.toc], page.content])
+        key = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        made = self.search.get(key)
+        if made is None:
+            first = len(search_index.entries)
+            add_entries(search_index, page)
+            made = search_index.entries[first:]
+        else:
+            search_index.entries.extend(made)
+        self.searched[key] = made
+
 
 class _Lookups:
     """A page's view of MkDocs' Files that notes what each lookup resolved to."""
@@ -187,15 +221,30 @@ def _toc_token(item) -> dict:
 _pages: RenderedPages | None = None
 
 
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
 @functools.cache
 def _converter_versions() -> list[str]:
-    def version(name: str) -> str:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return ""
+    return [_version(name) for name in ("mkdocs", "markdown", "pymdown-extensions", "mkdocs-material", "pygments")]
 
-    return [version(name) for name in ("mkdocs", "markdown", "pymdown-extensions", "mkdocs-material", "pygments")]
+
+@functools.cache
+def _search_versions() -> list[str]:
+    return [_version(name) for name in ("mkdocs-material", "jieba")]
+
+
+def _file_digest(path: str | None) -> str | None:
+    """The SHA-256 of a file named by a setting, relative to the current folder (None if unset
+    or unreadable)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+    except OSError:
+        return None
 
 
 def install() -> None:
@@ -203,10 +252,12 @@ def install() -> None:
 
     - a file of the docs folder is hard-linked into the site (copied where that fails);
     - the theme's templates are compiled once, by Jinja's bytecode cache, keyed on their source;
-    - a page's Markdown comes from :class:`RenderedPages` when the request names its file.
+    - a page's Markdown and its search entries come from :class:`RenderedPages` when the
+      request names its file.
     """
     import jinja2
     import mkdocs.utils
+    from material.plugins.search.plugin import SearchIndex
     from mkdocs.structure.pages import Page
     from mkdocs.theme import Theme
 
@@ -251,6 +302,15 @@ def install() -> None:
             _pages.render(page, config, files, convert)
 
     Page.render = render
+    add_entries = SearchIndex.add_entry_from_context
+
+    def index(search_index, page) -> None:
+        if _pages is None:
+            add_entries(search_index, page)
+        else:
+            _pages.index(search_index, page, add_entries)
+
+    SearchIndex.add_entry_from_context = index
 
 
 # The warm-up page: a little of everything the site's pages use.
