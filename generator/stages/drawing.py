@@ -16,6 +16,7 @@ entry, and its workers are stopped.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import json
 import multiprocessing
@@ -58,6 +59,9 @@ def _start_worker() -> None:
     if getattr(server, "_forkserver_alive_fd", None) is not None:
         os.close(server._forkserver_alive_fd)
         server._forkserver_alive_fd = None
+    # What the worker got from the fork server (the figure code, matplotlib) lives as long as
+    # the worker: full collections need not scan it again and again.
+    gc.freeze()
 
 
 def _ready() -> int:
