@@ -317,10 +317,12 @@ def _build_site(build: Build) -> dict:
             stage_comparison(build, manifest)
         with build.stage("figures"):
             wait_for_figures(build)
+        with build.stage("pages"):
+            stage_docs(build, manifest)
+        # The analyses are stored meanwhile; the site reads their arrays.
+        build.drawings.wait()
     finally:
         build.drawings.abandon()
-    with build.stage("pages"):
-        stage_docs(build, manifest)
     with build.stage("site"):
         stage_site(build, manifest)
     write_json_atomic(build.build_dir / "manifest.json", manifest)
@@ -328,14 +330,14 @@ def _build_site(build: Build) -> dict:
 
 
 def wait_for_figures(build: Build) -> None:
-    """Wait for the build's drawing jobs; a progress bar (or one line per image) meanwhile."""
+    """Wait for the figures the pages show; a progress bar (or one line per image) meanwhile."""
     from generator.progress import Progress
 
     if not build.drawings.pending:
         return
     build.log(f"[figures] drawing with {build.jobs} process{'es' if build.jobs != 1 else ''}")
     with Progress("[figures]", build.images_waiting, "image", build.log) as build.progress:
-        build.drawings.wait()
+        build.drawings.wait(low=False)
     build.progress = None
 
 

@@ -143,3 +143,27 @@ def test_interrupting_stops_the_workers_and_removes_their_scratch(tmp_path):
     assert not any(worker.is_alive() for worker in workers)
     # The next build gets a new pool.
     assert drawing.worker_pool(2) is not None and drawing.worker_pool(2) is drawing.worker_pool(2)
+
+
+def started_at(seconds: float, out: Path) -> float:
+    start = time.monotonic()  # one clock for every process of the machine
+    time.sleep(seconds)
+    return start
+
+
+@pytest.mark.slow
+def test_a_job_of_low_priority_runs_when_a_worker_would_be_idle_and_is_waited_for_apart(tmp_path):
+    build = fake_build(tmp_path, 2)
+    queue = Jobs(build)
+    queue.start()
+    started = {}
+    for name, seconds, low in [("first", 0.6, False), ("second", 0.3, False), ("store", 0.3, True),
+                               ("comparison", 0.1, False)]:
+        queue.submit("figures", name, started_at, (seconds,), lambda start, name=name: started.__setitem__(name, start),
+                     figure_set=not low, low=low)
+    queue.wait(low=False)  # the figures only: the stored analysis may still be running
+    assert set(started) >= {"first", "second", "comparison"} and build.work["drawn"] == 3
+    queue.wait()
+    # The comparison, submitted after the store, started first, as soon as "second" was done.
+    assert started["second"] < started["comparison"] < started["store"]
+    assert queue.pending == 0 and all(build.cache.has("figures", name) for name in started)

@@ -16,6 +16,7 @@ entry, and its workers are stopped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import itertools
 import json
@@ -137,13 +138,18 @@ class _Entry:
     finish: Callable | None
     results: list
     missing: int
+    low: bool
 
 
 class Jobs:
     """The figure jobs of one build. ``submit`` starts a job writing into a new cache entry;
     ``wait`` commits entries as their jobs finish and calls each job's ``on_done`` in the main
     thread, in the order they finish. Figure sets drawn and the time from the first job to the
-    last are counted on ``build.work``."""
+    last figure job are counted on ``build.work``.
+
+    A job of low priority (one whose result nothing waits for soon, such as storing an
+    analysis) goes to the workers only when one of them would otherwise be idle, so the figures
+    submitted after it are drawn first."""
 
     def __init__(self, build):
         self.build = build
@@ -153,6 +159,10 @@ class Jobs:
         self._numbers = itertools.count()
         self._first: float | None = None
         self._starting: threading.Thread | None = None
+        # Jobs of low priority not yet sent to the workers, and the jobs sent and not finished.
+        self._held: list[Callable] = []
+        self._running = 0
+        self._lock = threading.RLock()  # a job may finish while it is being sent
 
     @property
     def pending(self) -> int:
@@ -176,10 +186,11 @@ class Jobs:
         return self.pool
 
     def submit(self, stage: str, key: str, function: Callable, args: tuple, on_done: Callable,
-               figure_set: bool = False, parts: int = 1, finish: Callable | None = None) -> None:
+               figure_set: bool = False, parts: int = 1, finish: Callable | None = None, low: bool = False) -> None:
         """Run ``function(*args, out)`` with ``out`` the scratch folder of cache entry
         (stage, key); when it returns, the entry is committed and ``on_done(result)`` runs.
         ``figure_set``: the job draws one image's figures in one language (counted).
+        ``low``: the job has low priority (see the class).
 
         ``parts`` > 1 splits the job: ``function(*args, out, part=i)`` for each i runs as a job
         of its own, side by side, into the same folder; when all have returned,
@@ -188,7 +199,7 @@ class Jobs:
         stack = ExitStack()
         out = stack.enter_context(self.build.cache.write(stage, key))
         number = next(self._numbers)
-        self._pending[number] = _Entry(stack, out, on_done, figure_set, finish, [None] * parts, parts)
+        self._pending[number] = _Entry(stack, out, on_done, figure_set, finish, [None] * parts, parts, low)
         if self._first is None:
             self._first = time.perf_counter()
         if self.pool is None and running_pool(self.build.jobs):
@@ -203,17 +214,43 @@ class Jobs:
                 except Exception as error:  # reported by wait(), like a worker's
                     self._finished.put((number, part, False, error))
                 continue
-            future = pool.submit(function, *args, out, **extra)
-            future.add_done_callback(lambda done, part=part: None if done.cancelled() else self._finished.put(
-                (number, part, True, done.result()) if done.exception() is None
-                else (number, part, False, done.exception())))
+            send = functools.partial(self._send, pool, number, part, function, (*args, out), extra)
+            with self._lock:
+                if low:
+                    self._held.append(send)
+                else:
+                    send()
+            self._send_held()
 
-    def wait(self, leave: int = 0) -> None:
-        """Commit entries as their jobs finish until at most ``leave`` are left. The first
-        failure, Ctrl-C or SIGTERM stops the workers, removes every unfinished entry and
-        propagates."""
+    def _send(self, pool: ProcessPoolExecutor, number: int, part: int, function: Callable, args: tuple,
+              extra: dict) -> None:
+        """Give one job to the workers (called with the lock held)."""
+        def finished(done) -> None:
+            with self._lock:
+                self._running -= 1
+            if not done.cancelled():
+                self._finished.put((number, part, True, done.result()) if done.exception() is None
+                                   else (number, part, False, done.exception()))
+            self._send_held()
+
+        self._running += 1
+        pool.submit(function, *args, **extra).add_done_callback(finished)
+
+    def _send_held(self) -> None:
+        """Give held jobs of low priority to the workers that have nothing else to do."""
+        with self._lock:
+            while self._held and self._running < self.build.jobs:
+                self._held.pop(0)()
+
+    def wait(self, leave: int = 0, low: bool = True) -> None:
+        """Commit entries as their jobs finish until at most ``leave`` are left (with ``low``
+        False, not counting those of low priority). The first failure, Ctrl-C or SIGTERM stops
+        the workers, removes every unfinished entry and propagates."""
+        def left() -> int:
+            return sum(low or not entry.low for entry in self._pending.values())
+
         try:
-            while len(self._pending) > leave or not self._finished.empty():
+            while left() > leave or not self._finished.empty():
                 try:
                     number, part, ok, value = self._finished.get(timeout=WAIT_POLL_SECONDS)
                 except queue.Empty:
@@ -236,7 +273,7 @@ class Jobs:
                 if entry.figure_set:
                     self.build.work["drawn"] += 1
                 entry.on_done(value)
-                if not self._pending and self._first is not None:
+                if self._first is not None and all(entry.low for entry in self._pending.values()):
                     self.build.work["drawing_seconds"] += time.perf_counter() - self._first
                     self._first = None
         except BaseException:
@@ -248,6 +285,8 @@ class Jobs:
         if self._pending and self._started() is not None:
             stop_pool()
             self.pool = None
+        with self._lock:
+            self._held.clear()
         error = RuntimeError("abandoned")
         for entry in self._pending.values():
             entry.stack.__exit__(RuntimeError, error, None)

@@ -236,10 +236,9 @@ def stage_images(run: ExperimentRun, input_shape) -> tuple[list[dict], list[dict
                         lambda made, lang=lang: done(made, lang), figure_set=True, parts=SET_PARTS,
                         finish=write_figure_set)
         if computed is not None:
-            # After the figure jobs, which the pages wait for: a worker stores the analysis once
-            # it has drawn its part.
-            plan.running += 1
-            jobs.submit("image", plan.key, store_analysis, (computed, plan.arrays), done)
+            # Nothing waits for it before the site stage: a worker stores the analysis when it
+            # has no figure to draw.
+            jobs.submit("image", plan.key, store_analysis, (computed, plan.arrays), lambda _: None, low=True)
         plan.arrays = None  # the jobs hold what they need
         plan.waited = plan.running > 1
         build.images_waiting += plan.waited
