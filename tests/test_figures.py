@@ -395,7 +395,7 @@ def test_charts_write_pngs_with_records(tmp_path):
 def test_butterfly_plot_keeps_the_output_apart(tmp_path):
     attack, noise = [0.02, 0.03, 0.05, 0.08, 0.1, 0.2], [0.02, 0.02, 0.02, 0.02, 0.02, 0.02]
     small = figures.butterfly_plot(LAYERS, attack, noise, tmp_path / "small.png", "B", output=("output", 0.5, 0.01))
-    huge = figures.butterfly_plot(LAYERS, attack, noise, tmp_path / "huge.png", "B", output=("output", 800.0, 0.001))
+    figures.butterfly_plot(LAYERS, attack, noise, tmp_path / "huge.png", "B", output=("output", 800.0, 0.001))
     assert small["layers"] == LAYERS and small["output"] == "output"
     assert "Shown apart, the output output: attack 0.5, noise 0.01, ratio 50." in small["alt"]
     # The output's values never reach the feature maps' axes: the left part of the two figures

@@ -114,7 +114,7 @@ def test_every_page_declares_its_language_and_every_local_link_resolves(site_dir
             parser = _Links()
             parser.feed(html)
             assert parser.lang == lang, path
-            assert f"<title>" in html and titles[lang].split("：")[0].split(":")[0] in html.split("</title>")[0], path
+            assert "<title>" in html and titles[lang].split("：")[0].split(":")[0] in html.split("</title>")[0], path
             for link in parser.links:
                 target = urldefrag(link)[0]
                 if not target or urlsplit(target).scheme or target.startswith(("//", "mailto:", "data:")):

@@ -14,7 +14,6 @@ images, their model calls merged, in the images stage.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable
 
 import numpy as np
