@@ -38,11 +38,14 @@ def test_a_warm_worker_writes_what_mkdocs_build_writes(tmp_path, monkeypatch):
     subprocess.run([sys.executable, "-m", "mkdocs", "build", "--clean", "--strict", "--config-file",
                     str(docs / "mkdocs-en.yml"), "--site-dir", str(tmp_path / "cli" / "en")],
                    cwd=docs, env=env, check=True, capture_output=True)
-    mkdocs.stop_workers()
-    mkdocs.start_workers(["en"], docs)  # warms up with this config first
-    for build in ("first", "second"):  # the second build reuses the worker
+    compiled = tmp_path / "compiled"
+    for build in ("first", "second", "third"):  # the second reuses the worker, the third a new one
+        if build != "second":
+            mkdocs.stop_workers()
+            mkdocs.start_workers(["en"], docs, compiled)  # warms up with this config first
         mkdocs.build_languages(docs, tmp_path / build, ["en"])
         assert differences(tmp_path / "cli" / "en", tmp_path / build / "en") == [], build
+        assert len(list(compiled.glob("*.cache"))) > 20  # the theme's templates, compiled once
 
 
 @pytest.mark.slow

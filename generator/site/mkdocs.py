@@ -133,19 +133,22 @@ def build_time_environment() -> dict[str, str]:
 _workers: dict[str, tuple[subprocess.Popen, IO[bytes]]] = {}
 
 
-def start_workers(languages: list[str], docs_dir: Path | None = None) -> None:
+def start_workers(languages: list[str], docs_dir: Path | None = None, compiled: Path | None = None) -> None:
     """Start a MkDocs worker for each language that has none yet, so that it loads MkDocs while
     the build computes (idempotent). A worker warms up with its language's config of the
-    previous build in ``docs_dir``, if there is one."""
+    previous build in ``docs_dir``, if there is one; ``compiled``: a folder where it keeps the
+    theme's compiled templates."""
     from generator.childproc import start_child
 
     for lang in languages:
         if lang in _workers and _workers[lang][0].poll() is None:
             continue
         previous = language_config_path(docs_dir, lang) if docs_dir is not None else None
-        warm_up = [str(previous.resolve())] if previous is not None and previous.is_file() else []
+        options = ["--compiled", str(Path(compiled).resolve())] if compiled is not None else []
+        if previous is not None and previous.is_file():
+            options.append(str(previous.resolve()))
         stderr = tempfile.TemporaryFile()
-        _workers[lang] = (start_child([sys.executable, "-m", "generator.site.mkdocs_worker", *warm_up],
+        _workers[lang] = (start_child([sys.executable, "-m", "generator.site.mkdocs_worker", *options],
                                       env={**os.environ, **build_time_environment()}, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=stderr, text=True, encoding="utf-8"), stderr)
 
@@ -160,15 +163,15 @@ def stop_workers() -> None:
 
 
 def build_languages(docs_dir: Path, target: Path, languages: list[str], strict: bool = True,
-                    rendered: Path | None = None) -> None:
+                    rendered: Path | None = None, compiled: Path | None = None) -> None:
     """Build every language's MkDocs project into ``target/<lang>``, the languages side by side,
-    each by its worker (see start_workers). ``rendered``: a folder where the workers keep each
-    language's converted pages between builds (``<lang>.json``).
+    each by its worker (see start_workers, which gets ``compiled``). ``rendered``: a folder where
+    the workers keep each language's converted pages between builds (``<lang>.json``).
 
     In strict mode any MkDocs warning (a broken link, a missing image) fails the build with a
     :class:`UserError` naming the language and the first warning.
     """
-    start_workers(languages)
+    start_workers(languages, compiled=compiled)
     answers = {}
     try:
         for lang in languages:

@@ -16,14 +16,15 @@ in Chinese.
 
 Three things make a worker's build cheaper than the command line's, with the same output
 (see :func:`install`): files from the docs folder are hard-linked into the site, not copied
-(the figures are most of the site's bytes); the theme's templates are compiled once per
-process; and a page's Markdown is converted again, and its search entries made again, only
+(the figures are most of the site's bytes); the theme's templates are compiled once and kept
+on disk; and a page's Markdown is converted again, and its search entries made again, only
 when something they depend on changed (:class:`RenderedPages`, kept on disk between builds
 when the request names a file).
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import hashlib
 import json
@@ -247,11 +248,12 @@ def _file_digest(path: str | None) -> str | None:
         return None
 
 
-def install() -> None:
+def install(compiled: Path | None = None) -> None:
     """Make this process's MkDocs builds cheaper, their output unchanged:
 
     - a file of the docs folder is hard-linked into the site (copied where that fails);
-    - the theme's templates are compiled once, by Jinja's bytecode cache, keyed on their source;
+    - with ``compiled``, the theme's templates are compiled once and kept in that folder by
+      Jinja's bytecode cache, keyed on their source, as the pages stage keeps its own;
     - a page's Markdown and its search entries come from :class:`RenderedPages` when the
       request names its file.
     """
@@ -274,25 +276,16 @@ def install() -> None:
 
     mkdocs.utils.copy_file = link_docs_file
 
-    class Compiled(jinja2.BytecodeCache):
-        def __init__(self):
-            self.code: dict[str, bytes] = {}
+    if compiled is not None:
+        compiled.mkdir(parents=True, exist_ok=True)
+        bytecode, get_env = jinja2.FileSystemBytecodeCache(str(compiled)), Theme.get_env
 
-        def load_bytecode(self, bucket) -> None:
-            if bucket.key in self.code:
-                bucket.bytecode_from_string(self.code[bucket.key])
+        def cached_env(theme):
+            env = get_env(theme)
+            env.bytecode_cache = bytecode
+            return env
 
-        def dump_bytecode(self, bucket) -> None:
-            self.code[bucket.key] = bucket.bytecode_to_string()
-
-    compiled, get_env = Compiled(), Theme.get_env
-
-    def cached_env(theme):
-        env = get_env(theme)
-        env.bytecode_cache = compiled
-        return env
-
-    Theme.get_env = cached_env
+        Theme.get_env = cached_env
     convert = Page.render
 
     def render(page, config, files) -> None:
@@ -375,9 +368,13 @@ def main() -> None:
     import mkdocs.config  # noqa: F401
     import pymdownx.superfences  # noqa: F401
 
-    install()
-    if len(sys.argv) > 1:
-        warm_up(sys.argv[1])
+    options = argparse.ArgumentParser(prog="python -m generator.site.mkdocs_worker")
+    options.add_argument("--compiled", type=Path, help="where compiled templates are kept between processes")
+    options.add_argument("warm_up", nargs="?", help="a config to warm up with")
+    args = options.parse_args()
+    install(args.compiled)
+    if args.warm_up:
+        warm_up(args.warm_up)
     for line in sys.stdin:
         answers.write(json.dumps(build_one(**json.loads(line))) + "\n")
         answers.flush()

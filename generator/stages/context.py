@@ -26,6 +26,8 @@ class Build:
         self.docs_dir = self.build_dir / "docs"
         self.site_dir = self.root / "site"
         self.cache = StageCache(self.build_dir / "cache")
+        # Jinja's compiled templates, the pages' and the MkDocs theme's, kept between builds.
+        self.compiled_templates = self.cache.root / "templates"
         self.verbose = verbose
         self.keep_going = keep_going
         self.jobs = max(1, jobs or os.cpu_count() or 1)

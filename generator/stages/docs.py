@@ -111,5 +111,5 @@ def stage_docs(build: Build, manifest: dict) -> None:
         _copy_figures(manifest["figure_dirs"][lang], figures / "site", manifest["figures"][lang], "figures/site")
     public = published(manifest)
     (fresh / "manifest.json").write_text(json.dumps(public, indent=1, ensure_ascii=False), encoding="utf-8")
-    render_docs(public, fresh, REPO_ROOT, compiled=build.cache.root / "templates")
+    render_docs(public, fresh, REPO_ROOT, compiled=build.compiled_templates)
     swap_in(fresh, build.docs_dir)

@@ -26,14 +26,15 @@ NOT_FOUND = """<!doctype html>
 
 def prepare_site(build: Build) -> None:
     """Start MkDocs for each language now, so that it loads while the build computes."""
-    start_workers(build.languages, build.docs_dir)
+    start_workers(build.languages, build.docs_dir, build.compiled_templates)
 
 
 def stage_site(build: Build, manifest: dict) -> None:
     site = manifest["site"]
     fresh = fresh_sibling(build.site_dir)
     fresh.mkdir(parents=True, exist_ok=True)
-    build_languages(build.docs_dir, fresh, site["languages"], rendered=build.cache.root / "mkdocs")
+    build_languages(build.docs_dir, fresh, site["languages"], rendered=build.cache.root / "mkdocs",
+                    compiled=build.compiled_templates)
     (fresh / "index.html").write_text(root_page(site), encoding="utf-8")
     first = site["languages"][0]
     if site.get("site_url"):
