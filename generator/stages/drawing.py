@@ -233,8 +233,13 @@ class Jobs:
                                    else (number, part, False, done.exception()))
             self._send_held()
 
+        try:
+            future = pool.submit(function, *args, **extra)
+        except Exception as error:  # a broken or stopped pool: reported by wait(), like a job's
+            self._finished.put((number, part, False, error))
+            return
         self._running += 1
-        pool.submit(function, *args, **extra).add_done_callback(finished)
+        future.add_done_callback(finished)
 
     def _send_held(self) -> None:
         """Give held jobs of low priority to the workers that have nothing else to do."""
@@ -282,11 +287,11 @@ class Jobs:
 
     def abandon(self) -> None:
         """Stop the workers (they may be writing) and remove every unfinished entry."""
+        with self._lock:
+            self._held.clear()
         if self._pending and self._started() is not None:
             stop_pool()
             self.pool = None
-        with self._lock:
-            self._held.clear()
         error = RuntimeError("abandoned")
         for entry in self._pending.values():
             entry.stack.__exit__(RuntimeError, error, None)
