@@ -327,11 +327,11 @@ PHRASES: dict[str, tuple] = {
     "input": ("input", "输入"),
     "output": ("output", "输出"),
     "image": ("image", "图像"),
-    "original": ("original", "原始图像"),
+    "original": ("original", "原图"),
     "adversarial": ("adversarial", "对抗样本"),
     "difference": ("difference", "差值"),
-    "difference_panel": ("adversarial − original", "差值（对抗 − 原始）"),
-    "difference_legend": ("difference (adversarial − original)", "差值（对抗样本 − 原始图像）"),
+    "difference_panel": ("adversarial − original", "差值（对抗 − 原图）"),
+    "difference_legend": ("difference (adversarial − original)", "差值（对抗样本 − 原图）"),
     "colour": ("colour", "彩色"),
     "greyscale": ("greyscale", "灰度"),
     "low": ("low", "低"),
@@ -349,7 +349,7 @@ PHRASES: dict[str, tuple] = {
     "ends": ("from {first} to {last} (largest {largest})", "从 {first} 到 {last}（最大 {largest}）"),
 
     # the page's own figures (composed elsewhere from these functions)
-    "overview_title_clean": ("Inside the network: the original image", "网络内部：原始图像"),
+    "overview_title_clean": ("Inside the network: the original image", "网络内部：原图"),
     "overview_title_adversarial": ("Inside the network: the adversarial image", "网络内部：对抗样本"),
     "butterfly_title": ("Attack vs noise, layer by layer: {image}", "逐层比较攻击与噪声：{image}"),
     "input_alt": ("The input the model saw for {title}: {width}×{height} pixels, {kind}, enlarged without smoothing.",
@@ -371,19 +371,19 @@ PHRASES: dict[str, tuple] = {
                      "{title}。从输入到输出各层的特征图，每层一列：{layers}。输出概率最高的 {k} 类：{prediction}。"),
 
     # comparison grid
-    "grid_title": ("{layer} ({shape}): original vs adversarial", "{layer}（{shape}）：原始图像与对抗样本对比"),
+    "grid_title": ("{layer} ({shape}): original vs adversarial", "{layer}（{shape}）：原图与对抗样本对比"),
     "grid_note": ("{selection}; original and adversarial share one scale {scale}; difference = adversarial − "
                   "original on ±{limit} (red higher, blue lower)",
-                  "{selection}；原始图像与对抗样本共用一个色标 {scale}；差值 = 对抗样本 − 原始图像，色标 ±{limit}"
+                  "{selection}；原图与对抗样本共用一个色标 {scale}；差值 = 对抗样本 − 原图，色标 ±{limit}"
                   "（红色表示升高，蓝色表示降低）"),
     "grid_captions": ("numbered from 0; under each map: its own min – max",
                       "编号从 0 开始；每个特征图下方：该图自身的最小值 – 最大值"),
-    "grid_legend_shared": ("{layer}: original & adversarial", "{layer}：原始图像与对抗样本"),
+    "grid_legend_shared": ("{layer}: original & adversarial", "{layer}：原图与对抗样本"),
     "grid_alt": ("{layer} ({shape}), {selection}: rows show the original maps, the adversarial maps and their "
                  "difference for {units} {indices}. Original and adversarial share the scale {scale}; the "
                  "difference ranges {diff} on a red-blue scale of ±{limit}.",
-                 "{layer}（{shape}），{selection}：三行依次为原始图像的特征图、对抗样本的特征图和二者的差值，"
-                 "所示{units}为 {indices}。原始图像与对抗样本共用色标 {scale}；差值范围为 {diff}，"
+                 "{layer}（{shape}），{selection}：三行依次为原图的特征图、对抗样本的特征图和二者的差值，"
+                 "所示{units}为 {indices}。原图与对抗样本共用色标 {scale}；差值范围为 {diff}，"
                  "红蓝色标 ±{limit}。"),
 
     # first-layer filters
@@ -417,7 +417,7 @@ PHRASES: dict[str, tuple] = {
                  "its total |difference|",
                  "方框：该特征图中变化最大的 {size} 区域（行 {rows}，列 {columns}，从 0 起数），占该图差值绝对值总和的 {share} %"),
     "zoom_no_change": ("this map did not change", "该特征图没有变化"),
-    "zoom_legend_shared": ("original & adversarial ({layer} scale)", "原始图像与对抗样本（{layer} 色标）"),
+    "zoom_legend_shared": ("original & adversarial ({layer} scale)", "原图与对抗样本（{layer} 色标）"),
     "zoom_legend_difference": ("difference ({layer} scale)", "差值（{layer} 色标）"),
     "zoom_alt_box": ("The box marks the {size} region where this map changed most, rows {rows} and columns "
                      "{columns} (counted from 0), holding {share} % of its total change.",
@@ -426,7 +426,7 @@ PHRASES: dict[str, tuple] = {
     "zoom_alt": ("{heading}: the {shape} map enlarged, original beside adversarial beside their difference. Original "
                  "ranges {clean}, adversarial {adv}, on the layer's shared scale {scale}; the difference ranges "
                  "{diff} on the layer's ±{limit}. {box}",
-                 "{heading}：放大显示这个 {shape} 的特征图，原始图像、对抗样本和二者的差值并排。原始图像取值 {clean}，"
+                 "{heading}：放大显示这个 {shape} 的特征图，原图、对抗样本和二者的差值并排。原图取值 {clean}，"
                  "对抗样本取值 {adv}，共用该层色标 {scale}；差值范围 {diff}，色标为该层的 ±{limit}。{box}"),
 
     # perturbation
@@ -439,15 +439,15 @@ PHRASES: dict[str, tuple] = {
                                 "{levels} 级），以及看上去与原图几乎一样的对抗样本"),
     "perturbation_alt_same": ("an all-grey perturbation and the adversarial image: the two images are identical",
                               "全灰的扰动和对抗样本：两张图像完全相同"),
-    "perturbation_alt": ("The original {shape} {kind} image, {change}.", "{shape} 的{kind}原始图像、{change}。"),
-    "perturbation_alt_captions": (" Original: {clean}. Adversarial: {adv}.", "原始图像：{clean}。对抗样本：{adv}。"),
+    "perturbation_alt": ("The original {shape} {kind} image, {change}.", "{shape} 的{kind}原图、{change}。"),
+    "perturbation_alt_captions": (" Original: {clean}. Adversarial: {adv}.", "原图：{clean}。对抗样本：{adv}。"),
 
     # probability bars
     "bars_title": ("Prediction before and after the attack", "攻击前后的预测"),
     "probability_percent": ("probability (%)", "概率（%）"),
     "bars_alt": ("Bar chart of the {k} most probable classes. Original image: {clean}; adversarial image: {adv}. "
                  "{rows}.",
-                 "概率最高的 {k} 个类别的条形图。原始图像：{clean}；对抗样本：{adv}。{rows}。"),
+                 "概率最高的 {k} 个类别的条形图。原图：{clean}；对抗样本：{adv}。{rows}。"),
 
     # butterfly plot and attack/noise ratios
     "feature_maps_panel": ("feature-map layers", "特征图各层"),
@@ -568,6 +568,6 @@ PHRASES: dict[str, tuple] = {
                         "({shown}), "
                         "original beside adversarial beside their difference, with the layer's relative change, "
                         "which goes {changes}.",
-                        "共 {count} 帧的动画，每层一帧，从 {first} 到 {last}：每帧显示一个特征图（{shown}），原始图像、"
+                        "共 {count} 帧的动画，每层一帧，从 {first} 到 {last}：每帧显示一个特征图（{shown}），原图、"
                         "对抗样本和二者的差值并排，并标出该层的相对变化，依次为 {changes}。"),
 }
