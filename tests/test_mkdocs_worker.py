@@ -134,8 +134,9 @@ def test_kept_search_entries_follow_the_segmentation_dictionary(tmp_path, monkey
     for words in ("蝴蝶效应 5\n", "蝴蝶 5\n效应 5\n"):
         (docs / "dict.txt").write_text(words, encoding="utf-8")
         for build in ("plain", "kept", "again"):
-            mkdocs.build_languages(docs, tmp_path / words / build, ["en"], rendered=None if build == "plain" else rendered)
-            indexes.append((tmp_path / words / build / "en" / "search" / "search_index.json").read_text(encoding="utf-8"))
+            target = tmp_path / words / build
+            mkdocs.build_languages(docs, target, ["en"], rendered=None if build == "plain" else rendered)
+            indexes.append((target / "en" / "search" / "search_index.json").read_text(encoding="utf-8"))
         assert indexes[-3] == indexes[-2] == indexes[-1]
     texts = [json.loads(index)["docs"][0]["text"] for index in (indexes[0], indexes[-1])]
     assert "蝴蝶效应" in texts[0] and "蝴蝶\u200b效应" in texts[1], texts

@@ -150,6 +150,37 @@ def test_the_search_epsilon_of_each_image_is_the_one_its_page_and_the_gallery_pr
         assert f"ε = {format_epsilon(example['epsilon'])}" in (docs / lang / "index.md").read_text("utf-8")
 
 
+# The verdicts' names as the pages print them, and their counts over an experiment's images.
+VERDICT_NAMES = {"en": {"amplified": "amplified", "grows_like_noise": "growth not specific to the attack",
+                        "no_growth": "no growth"},
+                 "zh": {"amplified": "攻击被放大", "grows_like_noise": "增长并非攻击特有", "no_growth": "未见增长"}}
+VERDICT_COUNTS = {"en": re.compile(r"amplified\s+(\d+),\s+growth\s+not\s+specific\s+to\s+the\s+attack\s+(\d+),"
+                                   r"\s+no\s+growth\s+(\d+)"),
+                  "zh": re.compile(r"(\d+) 张判为攻击被放大，(\d+) 张(?:判为|的)增长并非攻击特有，(\d+) 张(?:判为)?未见增长")}
+
+
+def test_verdicts_and_their_counts_are_those_of_the_images(site):
+    """Each image's verdict in the butterfly-effect table is its own, and every count of verdicts
+    the pages state is a count over one experiment's images (on that page, each experiment's, in
+    order), recounted here from the images' records."""
+    docs, manifest = site
+    recounted = [tuple(sum(image["butterfly"]["verdict"] == verdict for image in experiment["images"])
+                       for verdict in ("amplified", "grows_like_noise", "no_growth"))
+                 for experiment in manifest["experiments"]]
+    for lang in manifest["site"]["languages"]:
+        page = (docs / lang / "butterfly-effect.md").read_text("utf-8")
+        for experiment in manifest["experiments"]:
+            for image in experiment["images"]:
+                row = next(line for line in page.splitlines() if f"({experiment['id']}/{image['id']}.md)" in line)
+                verdict = VERDICT_NAMES[lang][image["butterfly"]["verdict"]]
+                assert row.rstrip(" |").endswith(verdict), (lang, image["id"])
+        stated = [tuple(map(int, counts)) for counts in VERDICT_COUNTS[lang].findall(page)]
+        assert stated == recounted, lang
+        walkthrough = [tuple(map(int, counts)) for counts in VERDICT_COUNTS[lang].findall(
+            (docs / lang / "index.md").read_text("utf-8"))]
+        assert walkthrough and set(walkthrough) <= set(recounted), lang
+
+
 def test_formats_are_the_ones_the_test_expects():
     # The allowed sets above are built with the site's own formatters; pin what they print.
     assert format_epsilon(0.01) == "0.0100" and format_threshold(0.0013) == "0.00130"
