@@ -107,6 +107,16 @@ def link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
+def template_cache(folder: Path):
+    """Jinja's bytecode cache in ``folder`` (made if missing): templates compiled once are kept
+    there, checked against each template's source. The pages stage and the MkDocs workers share
+    one folder (Build.compiled_templates)."""
+    import jinja2
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
+
 def sweep_scratch(cache_root: Path) -> list[Path]:
     """Remove scratch folders that killed builds left in ``cache_root/<stage>/``; return them.
 

@@ -257,13 +257,12 @@ def install(compiled: Path | None = None) -> None:
     - a page's Markdown and its search entries come from :class:`RenderedPages` when the
       request names its file.
     """
-    import jinja2
     import mkdocs.utils
     from material.plugins.search.plugin import SearchIndex
     from mkdocs.structure.pages import Page
     from mkdocs.theme import Theme
 
-    from generator.cache import link_or_copy
+    from generator.cache import link_or_copy, template_cache
 
     copy_file = mkdocs.utils.copy_file
 
@@ -277,8 +276,7 @@ def install(compiled: Path | None = None) -> None:
     mkdocs.utils.copy_file = link_docs_file
 
     if compiled is not None:
-        compiled.mkdir(parents=True, exist_ok=True)
-        bytecode, get_env = jinja2.FileSystemBytecodeCache(str(compiled)), Theme.get_env
+        bytecode, get_env = template_cache(compiled), Theme.get_env
 
         def cached_env(theme):
             env = get_env(theme)

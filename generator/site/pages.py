@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 import jinja2
 
+from generator.cache import template_cache
 from generator.errors import UserError
 from generator.site import facts
 from generator.site.explorer import panel_html
@@ -115,11 +116,9 @@ def standalone_script() -> dict:
 def _environment(templates_dir: Path, compiled: Path | None = None) -> jinja2.Environment:
     """The pages' Jinja environment; with ``compiled``, templates compiled once are kept there
     (Jinja's bytecode cache, checked against each template's source) for later builds."""
-    if compiled is not None:
-        Path(compiled).mkdir(parents=True, exist_ok=True)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
-        bytecode_cache=jinja2.FileSystemBytecodeCache(str(compiled)) if compiled is not None else None,
+        bytecode_cache=template_cache(compiled) if compiled is not None else None,
         undefined=jinja2.StrictUndefined, autoescape=False,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(FILTERS, code_fence=code_fence, shell_quote=shlex.quote)
