@@ -11,7 +11,7 @@ so an old and a new version compare in one run (an old version that reads anothe
 is given its own copy of the 21-photo config with --config-for PATH=FILE):
 
 1. cold build of site_config/cnn_explainer.yml (the 21 photos, English; empty build/ cache):
-   target <= 3x import tensorflow;
+   target <= 3x import tensorflow; its stages (build/timings.json) are printed too, as ratios;
 2. the same build again with nothing changed (target <= 0.1x the cold build), and after a
    change of the site title only (pages and MkDocs run again; every figure of build/docs is a
    hard link into the cache, not a copy);
@@ -145,8 +145,10 @@ def serve_add_image(code: Path, config: Path, ready_wait: float = 0.0, **image) 
             process.kill()
 
 
-def measure_once(code: Path, results: dict[str, list[float]], default: bool, photos_config: Path) -> None:
-    """One round of every measurement on the code of ``code``, appended to ``results``."""
+def measure_once(code: Path, results: dict[str, list[float]], stages: dict[str, list[float]], default: bool,
+                 photos_config: Path) -> None:
+    """One round of every measurement on the code of ``code``, appended to ``results`` (and the
+    cold build's stage times to ``stages``)."""
 
     def note(key: str, seconds: float) -> None:
         results.setdefault(key, []).append(seconds)
@@ -156,6 +158,9 @@ def measure_once(code: Path, results: dict[str, list[float]], default: bool, pho
     with tempfile.TemporaryDirectory(prefix="bench-build-") as scratch:
         config = scratch_project(Path(scratch), photos_config)
         note("cold build (21 photos)", build(code, config)[0])
+        timings = json.loads((Path(scratch) / "build" / "timings.json").read_text())
+        for stage, seconds in timings["stages"].items():
+            stages.setdefault(stage, []).append(seconds)
         note("rebuild, nothing changed", build(code, config)[0])
         data = yaml.safe_load(config.read_text())
         data["site"]["title"] = data["site"]["title"] + " (retitled)"
@@ -181,9 +186,12 @@ def measure_once(code: Path, results: dict[str, list[float]], default: bool, pho
             note("cold build (default site)", build(code, config)[0])
 
 
-def report(code: Path, medians: dict) -> None:
+def report(code: Path, medians: dict, stages: dict) -> None:
     tf, cold = medians["import tensorflow"], medians["cold build (21 photos)"]
     print(f"\n== {code}  (medians; import tensorflow {tf:.2f} s)")
+    print("cold build's stages: " + ", ".join(f"{stage} {statistics.median(values) / tf:.2f}x"
+                                               for stage, values in stages.items()
+                                               if statistics.median(values) >= 0.05))
     targets = {"cold build (21 photos)": ("x import tensorflow", tf, 3.0),
                "rebuild, nothing changed": ("x cold build", cold, 0.1),
                "rebuild, title changed": ("x cold build", cold, None),
@@ -215,12 +223,13 @@ def main() -> None:
         path, _, file = pair.partition("=")
         photos_configs[Path(path).resolve()] = Path(file).resolve()
     results: dict[Path, dict[str, list[float]]] = {code: {} for code in codes}
+    stages: dict[Path, dict[str, list[float]]] = {code: {} for code in codes}
     for _ in range(args.repeats):  # versions interleaved, so a change of load hits them alike
         for code in codes:
-            measure_once(code, results[code], args.default, photos_configs[code])
+            measure_once(code, results[code], stages[code], args.default, photos_configs[code])
     medians = {code: {key: statistics.median(values) for key, values in results[code].items()} for code in codes}
     for code in codes:
-        report(code, medians[code])
+        report(code, medians[code], stages[code])
     print(json.dumps({str(code): values for code, values in medians.items()}, indent=1))
 
 
