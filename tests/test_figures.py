@@ -17,7 +17,7 @@ from generator import figures
 from generator.figures import words as words_module
 from generator.figures.common import (
     ANSWER_COLOUR, DIVERGING, FLIP_COLOUR, SEQUENTIAL, colour_table, diverging_colours, enlarge, enlargement,
-    neutral_colour, number, save_png, sequential_colours,
+    SUBTLE_LEVELS, neutral_colour, number, percent, save_png, sequential_colours,
 )
 from generator.figures.text import text_width, wrap_text
 from generator.figures.words import PHRASES, words_for
@@ -314,7 +314,7 @@ def test_zoom_crop_boxes_the_largest_change_and_says_what_it_drew(tmp_path):
     assert {key: record[key] for key in ("layer", "channel", "unit", "role")} == {
         "layer": "max_pool_1", "channel": 2, "unit": "channel", "role": "chosen"}
     assert "max_pool_1, channel 2 (the third)" in record["alt"]
-    assert "rows 4–6 and columns 8–10 (counted from 0)" in record["alt"] and "100 %" in record["alt"]
+    assert "rows 4–6 and columns 8–10 (counted from 0)" in record["alt"] and "100%" in record["alt"]
     most = figures.zoom_crop("conv_2_1", 3, clean, adv, tmp_path / "m.png", unit="filter", role="most_changed")
     assert "changed most: conv_2_1, filter 3 (the fourth)" in most["alt"] and most["role"] == "most_changed"
     with pytest.raises(ValueError, match="channel 9"):
@@ -354,6 +354,35 @@ def test_perturbation_image_uses_and_prints_the_given_factor(tmp_path, channels)
         figures.perturbation_image(x, x_adv, path)  # the factor is the caller's, never guessed
 
 
+def test_the_perturbation_alt_calls_the_change_hard_to_see_only_when_it_is_small(tmp_path):
+    x = np.full((8, 8, 3), 0.5, np.float32)
+    x[:, :, 0] = 0.2  # a colour image
+    said = {}
+    for levels in (SUBTLE_LEVELS, SUBTLE_LEVELS + 1):
+        x_adv = x.copy()
+        x_adv[0, 0] += levels / 255
+        for lang in ("en", "zh"):
+            alt = figures.perturbation_image(x, x_adv, tmp_path / "p.png", amplification=4,
+                                             words=words_for(lang))["alt"]
+            said[levels, lang] = alt
+    assert "looks almost the same" in said[SUBTLE_LEVELS, "en"] and "几乎一样" in said[SUBTLE_LEVELS, "zh"]
+    assert "looks almost" not in said[SUBTLE_LEVELS + 1, "en"] and "几乎" not in said[SUBTLE_LEVELS + 1, "zh"]
+    assert "colour image" in said[SUBTLE_LEVELS, "en"]
+
+
+def test_a_black_and_white_photo_in_three_channels_is_called_greyscale(tmp_path):
+    grey = np.random.default_rng(0).random((8, 8, 1), dtype=np.float32).repeat(3, axis=2)
+    record = figures.perturbation_image(grey, grey, tmp_path / "p.png", amplification=4)
+    assert "greyscale image" in record["alt"] and "colour" not in record["alt"]
+
+
+def test_numbers_and_percentages_print_as_the_pages_print_them():
+    assert number(1492.3) == "1,492" and number(-25000) == "−25,000" and number(0.0123456) == "0.0123"
+    assert percent(0.492) == "49.2%" and percent(0.0042) == "0.42%" and percent(0.00001) == "<0.01%"
+    # a probability below 1 never shows as certainty
+    assert percent(0.99967) == "99.97%" and percent(0.999996) == "99.9996%" and percent(1.0) == "100.0%"
+
+
 # --- charts --------------------------------------------------------------------------------------
 
 LAYERS = ["input", "conv_1_1", "relu_1_1", "max_pool_1", "conv_2_1", "max_pool_2"]
@@ -384,7 +413,7 @@ def test_charts_write_pngs_with_records(tmp_path):
     assert "median line over 12 images" in made["ratios"]["alt"]
     assert made["strip"]["groups"]["Tiny VGG"][2] == {"image": "c", "epsilon": None}
     assert "Tiny VGG: the prediction changed for 2 of 3 images" in made["strip"]["alt"] and "1 unchanged" in made["strip"]["alt"]
-    assert "90.0 %" in made["robustness"]["alt"] and "500 of 1,000 test images" in made["robustness"]["alt"]
+    assert "90.0%" in made["robustness"]["alt"] and "500 of 1,000 test images" in made["robustness"]["alt"]
     everything = figures.robustness_plot([0, 0.01], [0.9, 0.5], [0.9, 0.89], tmp_path / "all.png", samples=1000,
                                          test_size=1000)
     assert "all 1,000 test images" in everything["alt"]
@@ -397,7 +426,7 @@ def test_butterfly_plot_keeps_the_output_apart(tmp_path):
     small = figures.butterfly_plot(LAYERS, attack, noise, tmp_path / "small.png", "B", output=("output", 0.5, 0.01))
     figures.butterfly_plot(LAYERS, attack, noise, tmp_path / "huge.png", "B", output=("output", 800.0, 0.001))
     assert small["layers"] == LAYERS and small["output"] == "output"
-    assert "Shown apart, the output output: attack 0.5, noise 0.01, ratio 50." in small["alt"]
+    assert "Shown apart, the output probabilities (output): attack 0.5, noise 0.01, ratio 50." in small["alt"]
     # The output's values never reach the feature maps' axes: the left part of the two figures
     # (everything but the output panels) is the same whatever the output did.
     a, b = pixels(tmp_path / "small.png"), pixels(tmp_path / "huge.png")
@@ -584,9 +613,9 @@ def test_training_gif_frames_and_budget(tmp_path):
     record = figures.training_gif(epochs, accuracies, path, fps=2)
     check_record(record, path, frames=10)
     assert record["bytes"] <= 500_000
-    assert "50.0 %" in record["alt"] and "85.0 %" in record["alt"]
+    assert "50.0%" in record["alt"] and "85.0%" in record["alt"]
     backwards = figures.training_gif(epochs[::-1], accuracies[::-1], tmp_path / "back.gif")
-    assert "epochs 1 to 10" in backwards["alt"] and "from 50.0 % to 85.0 %" in backwards["alt"]
+    assert "epochs 1 to 10" in backwards["alt"] and "from 50.0% to 85.0%" in backwards["alt"]
     with pytest.raises(ValueError, match="accuracy"):
         figures.training_gif(epochs, accuracies[:-1], path)
 

@@ -73,6 +73,7 @@ def test_number_formats():
     assert format_epsilon(0.0107) == "0.0107" and format_epsilon(None) == "—"
     assert format_threshold(0.019122) == "0.01912" and format_threshold(0.0191) != format_epsilon(0.0191) + "0" * 0
     assert format_percent(0.9123) == "91.2%" and format_percent(0.00042) == "0.042%"
+    assert format_percent(0.99967) == "99.97%" and format_percent(1.0) == "100.0%"  # never certainty it was not
     # A ratio just under a rule's bound never prints as the bound.
     assert format_ratio(1.98) == "1.98" and format_ratio(311.4) == "311" and format_ratio(None) == "—"
 
@@ -126,9 +127,14 @@ def test_each_language_is_its_own_material_project(tmp_path):
     assert [alt["lang"] for alt in zh["extra"]["alternate"]] == ["zh", "en"]
     assert zh["theme"]["palette"][0]["toggle"]["name"] == "切换到深色模式"
     assert (tmp_path / zh["theme"]["custom_dir"]).resolve() == (REPO_ROOT / "templates" / "theme").resolve()
-    # Everything else is the shared mkdocs.yml.
+    # The extensions are the shared mkdocs.yml's; a heading's anchor has a Chinese tooltip.
     shared = yaml.safe_load((REPO_ROOT / "mkdocs.yml").read_text())
-    assert zh["markdown_extensions"] == shared["markdown_extensions"]
+    assert en["markdown_extensions"] == shared["markdown_extensions"]
+    toc = [e for e in zh["markdown_extensions"] if isinstance(e, dict) and "toc" in e]
+    assert toc == [{"toc": {**next(e["toc"] for e in shared["markdown_extensions"] if isinstance(e, dict)
+                                    and "toc" in e), "permalink_title": "永久链接"}}]
+    assert [e for e in zh["markdown_extensions"] if e not in toc] == \
+        [e for e in shared["markdown_extensions"] if not (isinstance(e, dict) and "toc" in e)]
 
 
 def test_other_languages_segment_their_few_chinese_terms_with_a_dictionary_of_them(tmp_path):

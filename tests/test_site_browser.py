@@ -134,6 +134,7 @@ def test_chinese_pages_have_a_chinese_interface(browser, base_url, site_dir):
     assert "目录" in page.content()  # "Table of contents" in Chinese
     footer = page.locator(".md-copyright").inner_text()
     assert "本站由" in footer and "Made with" not in footer
+    assert page.get_attribute("a.headerlink", "title") == "永久链接"
     assert errors == []
     page.close()
 

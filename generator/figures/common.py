@@ -191,13 +191,14 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 # --- numbers -------------------------------------------------------------------------------------
 
 def number(value: float) -> str:
-    """A short, honest rendering of a value: three significant digits, a real minus sign."""
+    """A short, honest rendering of a value: three significant digits, a real minus sign; from
+    1,000 on, the whole number with thousands separators, as the pages print it (1,492, not 1.49e3)."""
     value = float(value)
     if value == 0:
         return "0"
     if not np.isfinite(value):
         return "∞" if value > 0 else ("−∞" if value < 0 else "nan")
-    text = f"{value:.3g}"
+    text = f"{value:,.0f}" if 1000 <= abs(value) < 1e15 else f"{value:.3g}"
     if "e" in text:
         mantissa, exponent = text.split("e")
         text = f"{mantissa}e{int(exponent)}"
@@ -214,17 +215,38 @@ def threshold_text(value: float) -> str:
     return f"{value:.{2 - int(np.floor(np.log10(abs(value))))}f}"
 
 
-def value_range(lo: float, hi: float) -> str:
-    """'lo – hi' with short numbers."""
-    return f"{number(lo)} – {number(hi)}"
+def image_kind(x: np.ndarray) -> str:
+    """The words key for what an image (H, W, C) shows: 'greyscale' for one channel or three
+    equal ones (a black-and-white photo saved as RGB), else 'colour'."""
+    grey = x.shape[2] == 1 or bool(np.all(x[:, :, :1] == x[:, :, 1:]))
+    return "greyscale" if grey else "colour"
+
+
+# The largest change, in 8-bit levels (of 255), that an alt text calls hard to see: a
+# perturbation of at most this many levels per pixel looks, beside the original, almost the same.
+SUBTLE_LEVELS = 4
+
+
+def value_range(lo: float, hi: float, words) -> str:
+    """'lo – hi' (in Chinese 'lo 至 hi') with short numbers."""
+    return words.t("value_range", lo=number(lo), hi=number(hi))
 
 
 def percent(p: float) -> str:
-    """A probability as a percentage with one decimal (two below 1 %)."""
+    """A probability as a percentage with one decimal (two below 1%), never 100.0% for a
+    probability below 1 (see percent_digits); written as the pages write it: 49.2%."""
     p = float(p) * 100
     if 0 < p < 0.01:
-        return "<0.01 %"
-    return f"{p:.2f} %" if 0 < p < 1 else f"{p:.1f} %"
+        return "<0.01%"
+    return f"{p:.{percent_digits(p, 2 if 0 < p < 1 else 1)}f}%"
+
+
+def percent_digits(p: float, digits: int) -> int:
+    """Decimals for the percentage ``p``: ``digits``, or more when fewer would round a value
+    below 100 up to 100 (99.97%, not 100.0%: certainty the model did not express)."""
+    while p < 100 and round(p, digits) >= 100 and digits < 6:
+        digits += 1
+    return digits
 
 
 # --- panels and colour bars ----------------------------------------------------------------------
@@ -301,7 +323,7 @@ def topk_bars(draw: ImageDraw.ImageDraw, x: int, y: int, probabilities, class_na
 def topk_bars_size(class_names, k: int, face, bar_width: int) -> tuple[int, int, int]:
     """(label_width, total_width, height) for topk_bars over any k of `class_names`."""
     label_width = min(max(text_width(n, face) for n in class_names), 150) + 8
-    total = label_width + bar_width + 5 + text_width("100.0 %", face)
+    total = label_width + bar_width + 5 + text_width("99.999%", face)
     return label_width, total, k * (line_height(face) + 6)
 
 

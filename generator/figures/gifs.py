@@ -318,7 +318,8 @@ def propagation_gif(layers: Sequence[tuple[str, np.ndarray, np.ndarray, int, str
         slot_h = max(c.shape[0] * f for (_, c, *_), f in zip(checked, factors))
         slot_w = max(c.shape[1] * f for (_, c, *_), f in zip(checked, factors))
         cell_w = max(slot_w, text_width(difference, text_face),
-                     text_width(words.t("scale_range", range="−0.000 – −0.000"), small_face))
+                     text_width(words.t("scale_range", range=words.t("value_range", lo="−0.000", hi="−0.000")),
+                                small_face))
         width = 2 * MARGIN + 3 * cell_w + 2 * GAP
         headings = [words.t("propagation_heading", index=i + 1, count=len(checked), layer=name,
                             shape="×".join(map(str, clean.shape)), which=words.unit(unit, channel), role=suffix)
@@ -346,7 +347,7 @@ def propagation_gif(layers: Sequence[tuple[str, np.ndarray, np.ndarray, int, str
             draw_text(draw, (MARGIN, y), words.t("propagation_change", value=number(rel)), head_face,
                       ADVERSARIAL_COLOUR)
             panels = [(words.t("original"), sequential_colours(cm, lo, hi),
-                       words.t("scale_range", range=value_range(lo, hi))),
+                       words.t("scale_range", range=value_range(lo, hi, words))),
                       (words.t("adversarial"), sequential_colours(am, lo, hi), words.t("same_scale")),
                       (difference, diverging_colours(diff, limit), difference_notes[index])]
             for slot, (title, pixels, note) in enumerate(panels):
@@ -451,7 +452,7 @@ def training_gif(epoch_maps: Sequence[tuple[int, Sequence[tuple[str, np.ndarray]
         target = int(max(panel, max(max(shapes[n][:2]) for n in names)) * panel_scale)
         factors = {n: enlargement(shapes[n][0], shapes[n][1], target) for n in names}
         col_w = {n: max(shapes[n][1] * factors[n], text_width(n, name_face),
-                        text_width(value_range(*scales[n]), small_face)) for n in names}
+                        text_width(value_range(*scales[n], words), small_face)) for n in names}
         cell_h = max(shapes[n][0] * factors[n] for n in names)
         top = MARGIN + line_height(head_face) + 8
         grid_top = top + 2 * (line_height(small_face) + 2) + 4
@@ -479,7 +480,7 @@ def training_gif(epoch_maps: Sequence[tuple[int, Sequence[tuple[str, np.ndarray]
                 lo, hi = scales[name]
                 count = min(maps.shape[2], max_filters)
                 draw_text(draw, (x + col_w[name] // 2, top), name, name_face, INK, "ma")
-                draw_text(draw, (x + col_w[name] // 2, top + line_height(small_face) + 2), value_range(lo, hi),
+                draw_text(draw, (x + col_w[name] // 2, top + line_height(small_face) + 2), value_range(lo, hi, words),
                           small_face, MUTED, "ma")
                 coloured = sequential_colours(maps[:, :, :count], lo, hi)
                 for r in range(count):
@@ -508,13 +509,13 @@ def _accuracy_chart(draw: ImageDraw.ImageDraw, x: int, y: int, width: int, heigh
     """A small line chart of accuracy (0-100 %) per epoch, drawn up to `current`."""
     draw_text(draw, (x, y), fit_text(label, face, width), face, MUTED)
     top = y + line_height(face) + 4
-    axis_x = x + text_width("100 %", face) + 4
+    axis_x = x + text_width("100%", face) + 4
     plot_w = width - (axis_x - x)
     draw.rectangle((axis_x, top, axis_x + plot_w, top + height), outline=FRAME)
     for value in (0, 50, 100):
         gy = top + height - int(round(value / 100 * height))
         draw.line((axis_x, gy, axis_x + plot_w, gy), fill=BAR_TRACK)
-        draw_text(draw, (axis_x - 4, gy), f"{value} %", face, MUTED, "rm")
+        draw_text(draw, (axis_x - 4, gy), f"{value}%", face, MUTED, "rm")
     span = max(epochs[-1] - epochs[0], 1)
 
     def point(i: int) -> tuple[int, int]:

@@ -100,7 +100,7 @@ def network_overview(layers: Sequence[tuple[str, np.ndarray]], probabilities, cl
     if image is not None:
         pixels = image_colours(image)
         factor = enlargement(pixels.shape[0], pixels.shape[1], panel)
-        columns.append({"lines": [words.t("input"), _shape(image.shape), "0 – 1", ""],
+        columns.append({"lines": [words.t("input"), _shape(image.shape), value_range(0, 1, words), ""],
                         "panels": [enlarge(pixels, factor)], "channels": None})
     for name, maps in layers:
         maps = as_maps(maps, name)
@@ -115,12 +115,12 @@ def network_overview(layers: Sequence[tuple[str, np.ndarray]], probabilities, cl
             return [enlarge(coloured[:, :, j], factor) for j in range(len(shown))]
 
         note = selection_note(words, chosen_by, unit, len(shown), c)
-        columns.append({"lines": [name, _shape(maps.shape), value_range(lo, hi), note],
+        columns.append({"lines": [name, _shape(maps.shape), value_range(lo, hi, words), note],
                         "panels": shared_panels(("overview", maps, tuple(shown), lo, hi, factor), coloured_column),
                         "channels": shown})
         drawn.append({"layer": name, "channels": shown, "unit": unit, "selection": chosen_by})
         alt_layers.append(words.t("overview_alt_layer", layer=name, shape=_shape(maps.shape), note=note,
-                                  scale=value_range(lo, hi)))
+                                  scale=value_range(lo, hi, words)))
     # Row labels at the left when every column draws its channels 0, 1, 2, ... in order;
     # otherwise each map carries its own index.
     uniform_rows = all(col["channels"] is None or col["channels"] == list(range(len(col["channels"])))
@@ -234,20 +234,20 @@ def comparison_grid(layer_name: str, clean: np.ndarray, adv: np.ndarray, path, *
                                  diverging_colours(diff[:, :, shown], limit))]
 
     panels = shared_panels(("comparison", clean, adv, tuple(shown), factor), coloured_rows)
-    rows = [(label, row_panels, [value_range(maps[:, :, f].min(), maps[:, :, f].max()) for f in shown])
+    rows = [(label, row_panels, [value_range(maps[:, :, f].min(), maps[:, :, f].max(), words) for f in shown])
             for label, maps, row_panels in zip((words.t("original"), words.t("adversarial"), words.t("difference")),
                                                (clean, adv, diff), panels)]
     note = selection_note(words, selection, unit, len(shown), c)
     title = words.t("grid_title", layer=layer_name, shape=_shape(clean.shape))
-    notes = [words.t("grid_note", selection=note, scale=value_range(lo, hi), limit=number(limit)),
+    notes = [words.t("grid_note", selection=note, scale=value_range(lo, hi, words), limit=number(limit)),
              words.t("grid_captions")]
     small = words.face(12)
     legends = [colour_bar(SEQUENTIAL, lo, hi, 180, words.t("grid_legend_shared", layer=layer_name), face=small),
                colour_bar(DIVERGING, -limit, limit, 180, words.t("difference_legend"), diverging=True, face=small)]
     sheet = _row_grid(title, notes, rows, [words.unit(unit, f) for f in shown], columns, legends, words)
     alt = words.t("grid_alt", layer=layer_name, shape=_shape(clean.shape), selection=note,
-                  units=words.t(f"unit_{unit}_plural"), indices=words.join(shown), scale=value_range(lo, hi),
-                  diff=value_range(diff.min(), diff.max()), limit=number(limit))
+                  units=words.t(f"unit_{unit}_plural"), indices=words.join(shown), scale=value_range(lo, hi, words),
+                  diff=value_range(diff.min(), diff.max(), words), limit=number(limit))
     record = save_png(sheet, path, alt)
     record.update({"layer": layer_name, "channels": shown, "unit": unit})
     return record
@@ -274,13 +274,13 @@ def first_layer_filters(kernel: np.ndarray, path, *, layer_name: str = "conv_1_1
         weights = kernel[:, :, ch, :]
         coloured = diverging_colours(weights, limit)
         rows.append((channel_names[ch], [enlarge(coloured[:, :, j], factor) for j in range(cout)],
-                     [value_range(weights[:, :, j].min(), weights[:, :, j].max()) for j in range(cout)]))
+                     [value_range(weights[:, :, j].min(), weights[:, :, j].max(), words) for j in range(cout)]))
     title = words.t("kernels_title", layer=layer_name, count=cout, size=f"{kh}×{kw}")
     notes = [words.t("kernels_note", count=cin, limit=number(limit)), words.t("kernels_captions")]
     legends = [colour_bar(DIVERGING, -limit, limit, 180, words.t("weight"), diverging=True, face=words.face(12))]
     sheet = _row_grid(title, notes, rows, [words.unit("filter", j) for j in range(cout)], columns, legends, words)
     alt = words.t("kernels_alt", layer=layer_name, count=cout, size=f"{kh}×{kw}", channels=cin,
-                  limit=number(limit), range=value_range(kernel.min(), kernel.max()))
+                  limit=number(limit), range=value_range(kernel.min(), kernel.max(), words))
     return save_png(sheet, path, alt)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from generator.figures import gifs, grids, plots, zoom
-from generator.figures.common import enlarge, enlargement, image_colours, save_png
+from generator.figures.common import enlarge, enlargement, image_colours, image_kind, save_png
 
 
 def _maps(arrays: dict, kind: str, layers: list[dict]) -> list[tuple[str, np.ndarray]]:
@@ -122,5 +122,5 @@ def input_figure(x: np.ndarray, path: Path, title: str, words) -> dict:
     height, width = x.shape[:2]
     image = Image.fromarray(enlarge(image_colours(x), enlargement(height, width, 160)))
     alt = words.t("input_alt", title=title, width=width, height=height,
-                  kind=words.t("greyscale" if x.shape[2] == 1 else "colour"))
+                  kind=words.t(image_kind(x)))
     return save_png(image, path, alt)

@@ -326,21 +326,22 @@ PHRASES: dict[str, tuple] = {
     # words shared by several figures
     "input": ("input", "输入"),
     "output": ("output", "输出"),
-    "image": ("image", "图像"),
+    "image": ("image", "图片"),
     "original": ("original", "原图"),
     "adversarial": ("adversarial", "对抗样本"),
     "difference": ("difference", "差值"),
-    "difference_panel": ("adversarial − original", "差值（对抗 − 原图）"),
+    "difference_panel": ("adversarial − original", "差值（对抗样本 − 原图）"),
     "difference_legend": ("difference (adversarial − original)", "差值（对抗样本 − 原图）"),
     "colour": ("colour", "彩色"),
     "greyscale": ("greyscale", "灰度"),
     "low": ("low", "低"),
     "high": ("high", "高"),
-    "min_max": ("min – max: {range}", "最小值 – 最大值：{range}"),
+    "min_max": ("min – max: {range}", "取值范围：{range}"),
+    "value_range": ("{lo} – {hi}", "{lo} 至 {hi}"),
     "scale_range": ("scale {range}", "色标 {range}"),
     "same_scale": ("same scale", "同一色标"),
-    "scale_limit_share": ("scale ±{limit}, {share} % of range (all frames)",
-                          "色标 ±{limit}，即取值范围的 {share} %（各帧相同）"),
+    "scale_limit_share": ("scale ±{limit}, {share}% of range (all frames)",
+                          "色标 ±{limit}，即取值范围的 {share}%（各帧相同）"),
     "grey_no_change": ("grey = no change", "灰色 = 无变化"),
     "perturbation_times": ("perturbation ×{factor}", "扰动 ×{factor}"),
     "epsilon_axis": ("ε (largest change per pixel, pixel range 0–1)", "ε（每个像素的最大改变量，像素范围 0–1）"),
@@ -356,12 +357,12 @@ PHRASES: dict[str, tuple] = {
                   "模型看到的“{title}”输入：{width}×{height} 像素，{kind}，放大时未做平滑处理。"),
 
     # network overview
-    "row_index": ("index", "序号"),
+    "row_index": ("index", "编号"),
     "output_top": ("top {k} of {total} classes", "前 {k} 类（共 {total} 类）"),
     "overview_subtitle": ("Columns: layers from input to output. Rows: one feature map per filter (convolutions) "
                           "or channel (other layers), as named under each layer. Each layer has its own colour "
                           "scale, printed under its name.",
-                          "每列是一层，从输入到输出；每行是一个特征图，对应卷积层的一个卷积核或其他层的一个通道"
+                          "每列是一层，从输入到输出；每行是同一编号的特征图：卷积层对应一个卷积核，其他层对应一个通道"
                           "（见各层下方的说明）。每层使用各自的色标，数值范围标在层名下方。"),
     "overview_legend": ("colour: each layer's own scale", "颜色：每层各自的色标"),
     "overview_alt_input": ("input {shape}", "输入 {shape}"),
@@ -377,7 +378,7 @@ PHRASES: dict[str, tuple] = {
                   "{selection}；原图与对抗样本共用一个色标 {scale}；差值 = 对抗样本 − 原图，色标 ±{limit}"
                   "（红色表示升高，蓝色表示降低）"),
     "grid_captions": ("numbered from 0; under each map: its own min – max",
-                      "编号从 0 开始；每个特征图下方：该图自身的最小值 – 最大值"),
+                      "编号从 0 开始；每个特征图下方：该图自身的取值范围"),
     "grid_legend_shared": ("{layer}: original & adversarial", "{layer}：原图与对抗样本"),
     "grid_alt": ("{layer} ({shape}), {selection}: rows show the original maps, the adversarial maps and their "
                  "difference for {units} {indices}. Original and adversarial share the scale {scale}; the "
@@ -400,7 +401,7 @@ PHRASES: dict[str, tuple] = {
                        "near-white zero)")),
                      "{count} 个输入通道；所有权重共用一个色标 ±{limit}（红色为正，蓝色为负，接近白色为零）"),
     "kernels_captions": ("numbered from 0; under each filter: its own min – max",
-                         "编号从 0 开始；每个卷积核下方：其自身的最小值 – 最大值"),
+                         "编号从 0 开始；每个卷积核下方：其自身的取值范围"),
     "kernels_alt": ("The {count} learned {size} filters of {layer} (input channels: {channels}), coloured red for "
                     "positive and blue for negative weights on one scale of ±{limit}; weights range {range}.",
                     "{layer} 学到的 {count} 个 {size} 卷积核（输入通道数：{channels}），正权重为红色、负权重为蓝色，"
@@ -413,15 +414,15 @@ PHRASES: dict[str, tuple] = {
                   "its comparison grid",
                   "{shape} 的特征图放大 {factor} 倍，每个方块是一个激活值；颜色沿用该层的色标，与该层的对比图一致"),
     "zoom_box": ("box: the {size} window where this map changed most (rows {rows}, columns {columns}, counted from "
-                 "0), {share} % of "
+                 "0), {share}% of "
                  "its total |difference|",
-                 "方框：该特征图中变化最大的 {size} 区域（行 {rows}，列 {columns}，从 0 起数），占该图差值绝对值总和的 {share} %"),
+                 "方框：该特征图中变化最大的 {size} 区域（行 {rows}，列 {columns}，从 0 起数），占该图差值绝对值总和的 {share}%"),
     "zoom_no_change": ("this map did not change", "该特征图没有变化"),
     "zoom_legend_shared": ("original & adversarial ({layer} scale)", "原图与对抗样本（{layer} 色标）"),
     "zoom_legend_difference": ("difference ({layer} scale)", "差值（{layer} 色标）"),
     "zoom_alt_box": ("The box marks the {size} region where this map changed most, rows {rows} and columns "
-                     "{columns} (counted from 0), holding {share} % of its total change.",
-                     "方框标出该特征图变化最大的 {size} 区域（行 {rows}，列 {columns}，从 0 起数），占其总变化量的 {share} %。"),
+                     "{columns} (counted from 0), holding {share}% of its total change.",
+                     "方框标出该特征图变化最大的 {size} 区域（行 {rows}，列 {columns}，从 0 起数），占其总变化量的 {share}%。"),
     "zoom_alt_no_change": ("The map did not change.", "该特征图没有变化。"),
     "zoom_alt": ("{heading}: the {shape} map enlarged, original beside adversarial beside their difference. Original "
                  "ranges {clean}, adversarial {adv}, on the layer's shared scale {scale}; the difference ranges "
@@ -432,13 +433,17 @@ PHRASES: dict[str, tuple] = {
     # perturbation
     "perturbation_caption": ("grey = no change; max |δ| = {largest} ({levels}/255)",
                              "灰色 = 无变化；最大 |δ| = {largest}（{levels}/255）"),
-    "perturbation_alt_change": ("the perturbation amplified ×{factor} (mid-grey means no change; the largest change "
-                                "is {largest}, {levels} of 255 levels) and the adversarial image, which looks almost "
-                                "the same as the original",
-                                "放大 {factor} 倍的扰动（中灰色表示没有变化；最大变化为 {largest}，即 255 级中的 "
-                                "{levels} 级），以及看上去与原图几乎一样的对抗样本"),
+    "perturbation_alt_change_subtle": ("the perturbation amplified ×{factor} (mid-grey means no change; the largest "
+                                       "change is {largest}, {levels} of 255 levels) and the adversarial image, which "
+                                       "looks almost the same as the original",
+                                       "放大 {factor} 倍的扰动（中灰色表示没有变化；最大变化为 {largest}，即 255 级中的 "
+                                       "{levels} 级），以及看上去与原图几乎一样的对抗样本"),
+    "perturbation_alt_change_plain": ("the perturbation amplified ×{factor} (mid-grey means no change; the largest "
+                                      "change is {largest}, {levels} of 255 levels) and the adversarial image",
+                                      "放大 {factor} 倍的扰动（中灰色表示没有变化；最大变化为 {largest}，即 255 级中的 "
+                                      "{levels} 级），以及对抗样本"),
     "perturbation_alt_same": ("an all-grey perturbation and the adversarial image: the two images are identical",
-                              "全灰的扰动和对抗样本：两张图像完全相同"),
+                              "全灰的扰动和对抗样本：两张图片完全相同"),
     "perturbation_alt": ("The original {shape} {kind} image, {change}.", "{shape} 的{kind}原图、{change}。"),
     "perturbation_alt_captions": (" Original: {clean}. Adversarial: {adv}.", "原图：{clean}。对抗样本：{adv}。"),
 
@@ -459,21 +464,22 @@ PHRASES: dict[str, tuple] = {
     "ratio_label": ("attack ÷ noise", "攻击 ÷ 噪声"),
     "output_ratio": ("{name}\nattack ÷ noise\n= {ratio}", "{name}\n攻击 ÷ 噪声\n= {ratio}"),
     "ratio_axis": ("attack ÷ noise", "攻击 ÷ 噪声"),
-    "ratio_reference": ("= 1: as much as noise", "= 1：与噪声相当"),
+    "ratio_reference": ("= 1: as much as noise", "等于 1：与噪声相当"),
     "butterfly_alt": ("{title}. Line charts on log scales over the layers {first} to {last}. Relative change under "
                       "the attack: {attack}. Under random sign noise of the same size: {noise}. Ratio attack ÷ noise: "
                       "{ratio}. Layers: {layers}.",
                       "{title}。对数坐标折线图，横轴为从 {first} 到 {last} 的各层。攻击下的相对变化：{attack}。"
                       "同样大小的随机符号噪声下：{noise}。攻击 ÷ 噪声之比：{ratio}。各层：{layers}。"),
-    "butterfly_alt_output": (" Shown apart, the output {name}: attack {attack}, noise {noise}, ratio {ratio}.",
-                             "单独显示的输出层 {name}：攻击 {attack}，噪声 {noise}，比值 {ratio}。"),
-    "ratio_each_image": ("one line per image", "每条细线是一张图像"),
-    "ratio_median": ("median of {count} images", "{count} 张图像的中位数"),
+    "butterfly_alt_output": (" Shown apart, the output probabilities ({name}): attack {attack}, noise {noise}, "
+                             "ratio {ratio}.",
+                             "单独显示的输出概率（{name}）：攻击 {attack}，噪声 {noise}，比值 {ratio}。"),
+    "ratio_each_image": ("one line per image", "每条细线是一张图片"),
+    "ratio_median": ("median of {count} images", "{count} 张图片的中位数"),
     "ratio_alt_image": ("{image}: {ends}", "{image}：{ends}"),
     "ratio_alt": ("{title}. Line chart, log scale: the ratio attack ÷ noise per feature-map layer, one thin line per "
                   "image and a bold median line over {count} images, with a dotted line at 1 (as much as noise). "
                   "Median: {median}. {images}.",
-                  "{title}。对数坐标折线图：各特征图层上攻击与噪声之比，每张图像一条细线，粗线为 {count} 张图像的"
+                  "{title}。对数坐标折线图：各特征图层上攻击与噪声之比，每张图片一条细线，粗线为 {count} 张图片的"
                   "中位数，点线为 1（与噪声相当）。中位数：{median}。{images}。"),
 
     # epsilon strip
@@ -482,19 +488,19 @@ PHRASES: dict[str, tuple] = {
     "not_fooled_panel": ("unchanged\nup to ε = {epsilon}", "到 ε = {epsilon}\n预测仍未变"),
     "strip_alt_range": (" at ε from {lo} to {hi} (median {median})", "（ε 从 {lo} 到 {hi}，中位数 {median}）"),
     "strip_alt_group": ("{group}: the prediction changed for {fooled} of {count} images{range}, {missed} unchanged",
-                        "{group}：{count} 张图像中 {fooled} 张的预测被改变{range}，{missed} 张未变"),
+                        "{group}：{count} 张图片中 {fooled} 张的预测被改变{range}，{missed} 张未变"),
     "strip_alt": ("{title}. One row per model, one dot per image at the ε the search found; images whose prediction "
                   "never changed up to ε = {epsilon} are drawn apart at the right. {groups}.",
-                  "{title}。每个模型一行，每张图像一个点，位于搜索找到的 ε 处；直到 ε = {epsilon} 预测仍未改变的"
-                  "图像单独画在右侧。{groups}。"),
+                  "{title}。每个模型一行，每张图片一个点，位于搜索找到的 ε 处；直到 ε = {epsilon} 预测仍未改变的"
+                  "图片单独画在右侧。{groups}。"),
 
     # robustness
     "robustness_title": ("Accuracy as the perturbation grows", "扰动增大时的准确率"),
     "attack_method": ("{method} attack", "{method} 攻击"),
     "noise_short": ("random sign noise", "随机符号噪声"),
     "test_accuracy_axis": ("test accuracy (%)", "测试准确率（%）"),
-    "subset_some": ("{samples} of {total} test images", "测试集 {total} 张图像中的 {samples} 张"),
-    "subset_all": ("all {total} test images", "全部 {total} 张测试图像"),
+    "subset_some": ("{samples} of {total} test images", "测试集 {total} 张图片中的 {samples} 张"),
+    "subset_all": ("all {total} test images", "全部 {total} 张测试图片"),
     "robustness_alt": ("Line chart of test accuracy ({subset}) against ε from {lo} to {hi}: under the {method} attack "
                        "it goes from {attack_from} to {attack_to}; with random sign noise of the same size from "
                        "{noise_from} to {noise_to}.",
@@ -511,23 +517,23 @@ PHRASES: dict[str, tuple] = {
     "validation_accuracy": ("test accuracy", "测试准确率"),
     "curve_alt_training_loss": ("training loss {first} → {last}", "训练损失 {first} → {last}"),
     "curve_alt_validation_loss": ("test loss {first} → {last}", "测试损失 {first} → {last}"),
-    "curve_alt_training_accuracy": ("training accuracy {first} % → {last} %", "训练准确率 {first} % → {last} %"),
-    "curve_alt_validation_accuracy": ("test accuracy {first} % → {last} %", "测试准确率 {first} % → {last} %"),
+    "curve_alt_training_accuracy": ("training accuracy {first}% → {last}%", "训练准确率 {first}% → {last}%"),
+    "curve_alt_validation_accuracy": ("test accuracy {first}% → {last}%", "测试准确率 {first}% → {last}%"),
     "curves_alt": (("Two line charts over {count} epoch, loss on the left and accuracy on the right: {parts}.",
                     "Two line charts over {count} epochs, loss on the left and accuracy on the right: {parts}."),
                    "{count} 轮训练的两幅折线图，左为损失，右为准确率：{parts}。"),
     "training_heading": ("Epoch {epoch} of {last} · {label} {value}", "第 {epoch} 轮（共 {last} 轮）· {label} {value}"),
     "training_footer": ("rows: maps 0, 1, … of each layer (the first {count}); each layer keeps one colour scale for "
                         "all epochs (printed under its name)",
-                        "每行：各层序号为 0、1、… 的特征图（只显示前 {count} 个）；每层在所有轮次中使用同一个色标"
+                        "每行：各层编号为 0、1、… 的特征图（只显示前 {count} 个）；每层在所有轮次中使用同一个色标"
                         "（数值范围标在层名下方）"),
     "training_footer_all": ("rows: maps 0, 1, … of each layer; each layer keeps one colour scale for all epochs "
                             "(printed under its name)",
-                            "每行：各层序号为 0、1、… 的特征图；每层在所有轮次中使用同一个色标（数值范围标在层名下方）"),
+                            "每行：各层编号为 0、1、… 的特征图；每层在所有轮次中使用同一个色标（数值范围标在层名下方）"),
     "training_alt_thinned": (" ({shown} of the {total} epochs shown)", "（显示 {total} 轮中的 {shown} 轮）"),
     "training_alt": ("Animation of {count} frames, epochs {first} to {last}{thinned}: the probe image's feature maps "
                      "in layers {layers} as the network trains, beside the {label}, which goes from {start} to {end}.",
-                     "共 {count} 帧的动画，第 {first} 至 {last} 轮{thinned}：训练过程中探针图像在 {layers} 各层的"
+                     "共 {count} 帧的动画，第 {first} 至 {last} 轮{thinned}：训练过程中同一张测试图片在 {layers} 各层的"
                      "特征图，旁边是{label}，从 {start} 变为 {end}。"),
 
     # epsilon sweep
@@ -552,7 +558,7 @@ PHRASES: dict[str, tuple] = {
                          "；ε 搜索停止于 ε = {epsilon}（第 {frame} 帧，橙色边框）"),
     "sweep_alt": ("Animation of {count} frames: the image, the perturbation (amplified ×{factor}) and the top {k} "
                   "class probabilities as ε grows from {lo} to {hi}; {outcome}.",
-                  "共 {count} 帧的动画：随着 ε 从 {lo} 增至 {hi}，显示图像、扰动（放大 {factor} 倍）和概率最高的 "
+                  "共 {count} 帧的动画：随着 ε 从 {lo} 增至 {hi}，显示图片、扰动（放大 {factor} 倍）和概率最高的 "
                   "{k} 个类别；{outcome}。"),
 
     # propagation

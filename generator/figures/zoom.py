@@ -6,8 +6,9 @@ import numpy as np
 from PIL import ImageDraw
 
 from generator.figures.common import (
-    DIVERGING, MUTED, SEQUENTIAL, as_maps, colour_bar, diverging_colours, enlarge, enlargement, image_colours,
-    new_sheet, number, paste_panel, save_png, sequential_colours, symmetric_limit, value_range,
+    DIVERGING, MUTED, SEQUENTIAL, SUBTLE_LEVELS, as_maps, colour_bar, diverging_colours, enlarge, enlargement,
+    image_colours, image_kind, new_sheet, number, paste_panel, save_png, sequential_colours, symmetric_limit,
+    value_range,
 )
 from generator.figures.text import INK, draw_text, fit_text, line_height, text_width, wrap_text
 from generator.figures.words import ENGLISH, Words
@@ -72,11 +73,11 @@ def zoom_crop(layer_name: str, channel: int, clean: np.ndarray, adv: np.ndarray,
 
     factor = enlargement(h, w, panel)
     panels = [(words.t("original"), enlarge(sequential_colours(clean_map, lo, hi), factor),
-               value_range(clean_map.min(), clean_map.max())),
+               value_range(clean_map.min(), clean_map.max(), words)),
               (words.t("adversarial"), enlarge(sequential_colours(adv_map, lo, hi), factor),
-               value_range(adv_map.min(), adv_map.max())),
+               value_range(adv_map.min(), adv_map.max(), words)),
               (words.t("difference_panel"), enlarge(diverging_colours(diff, limit), factor),
-               value_range(diff.min(), diff.max()))]
+               value_range(diff.min(), diff.max(), words))]
     title_face, note_face, label_face, caption_face = (words.face(15, bold=True), words.face(12),
                                                       words.face(13, bold=True), words.face(12))
     pw, ph = w * factor, h * factor
@@ -123,8 +124,8 @@ def zoom_crop(layer_name: str, channel: int, clean: np.ndarray, adv: np.ndarray,
     box_alt = (words.t("zoom_alt_box", size=f"{size}×{size}", rows=rows, columns=columns, share=f"{share * 100:.0f}")
                if total > 0 else words.t("zoom_alt_no_change"))
     alt = words.t("zoom_alt", heading=heading, shape=f"{h}×{w}",
-                  clean=value_range(clean_map.min(), clean_map.max()), adv=value_range(adv_map.min(), adv_map.max()),
-                  scale=value_range(lo, hi), diff=value_range(diff.min(), diff.max()), limit=number(limit),
+                  clean=value_range(clean_map.min(), clean_map.max(), words), adv=value_range(adv_map.min(), adv_map.max(), words),
+                  scale=value_range(lo, hi, words), diff=value_range(diff.min(), diff.max(), words), limit=number(limit),
                   box=box_alt)
     record = save_png(sheet, path, alt)
     record.update({"layer": layer_name, "channel": int(channel), "unit": unit, "role": role})
@@ -173,9 +174,10 @@ def perturbation_image(x: np.ndarray, x_adv: np.ndarray, path, *, amplification:
         for j, line in enumerate(lines[i]):
             draw_text(draw, (cx + cell_w // 2, top + ph + 4 + j * (line_height(caption_face) + 1)),
                       fit_text(line, caption_face, cell_w), caption_face, MUTED, "ma")
-    kind = words.t("colour" if x.shape[2] == 3 else "greyscale")
+    kind = words.t(image_kind(x))
     if largest > 0:
-        change = words.t("perturbation_alt_change", factor=factor, largest=number(largest),
+        subtle = "subtle" if largest * 255 <= SUBTLE_LEVELS else "plain"
+        change = words.t(f"perturbation_alt_change_{subtle}", factor=factor, largest=number(largest),
                          levels=f"{largest * 255:.1f}")
     else:
         change = words.t("perturbation_alt_same")

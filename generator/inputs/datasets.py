@@ -44,7 +44,7 @@ class Dataset:
     ``y_*`` are int64 class indices of shape (N,).
     """
 
-    name: str
+    name: str | dict  # text, or {language: text}
     source: str
     class_names: list[str]
     x_train: np.ndarray
@@ -52,7 +52,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     provenance: str | dict  # text, or {language: text}
-    licence: str
+    licence: str | dict
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -168,9 +168,11 @@ EMBEDDED_PROVENANCE_ZH = ("Fashion-MNIST（Zalando Research；Xiao、Rasul、Vol
 def load_embedded() -> Dataset:
     """The stratified Fashion-MNIST subset shipped under ``content/fashion-mnist``.
 
-    Its provenance is given in English and Chinese: {"en": ..., "zh": ...}."""
+    Its name, provenance and licence are given in English and Chinese: {"en": ..., "zh": ...}."""
     provenance = (EMBEDDED_DIR / "README.md").read_text(encoding="utf-8").split("\n\n")[1].strip()
     return load_idx_dataset(
-        EMBEDDED_DIR, FASHION_MNIST_CLASSES, name="Fashion-MNIST (embedded subset)", source="embedded",
-        provenance={"en": provenance, "zh": EMBEDDED_PROVENANCE_ZH}, licence="MIT (Zalando SE)",
+        EMBEDDED_DIR, FASHION_MNIST_CLASSES, source="embedded",
+        name={"en": "Fashion-MNIST (embedded subset)", "zh": "Fashion-MNIST（内置子集）"},
+        provenance={"en": provenance, "zh": EMBEDDED_PROVENANCE_ZH},
+        licence={"en": "MIT (Zalando SE)", "zh": "MIT（Zalando SE）"},
     )

@@ -20,6 +20,11 @@ def localized(value: Any, lang: str) -> Any:
     return value
 
 
+# The step between two values an 8-bit image file stores (pixels in [0, 1]): a threshold below
+# it is a change that exists only in floating point.
+EIGHT_BIT_STEP = 1 / 255
+
+
 def _median(values) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -78,7 +83,8 @@ def experiment_view(experiment: dict, lang: str) -> dict:
     dataset = experiment["dataset"]
     return {
         **experiment,
-        "dataset": {**dataset, "provenance": localized(dataset["provenance"], lang)} if dataset else None,
+        "dataset": {**dataset, **{key: localized(dataset[key], lang) for key in ("name", "provenance", "licence")}}
+                   if dataset else None,
         "title": localized(experiment["title"], lang),
         "description": localized(experiment["description"], lang),
         "page": f"{experiment['id']}/index.md",
@@ -94,6 +100,7 @@ def experiment_view(experiment: dict, lang: str) -> dict:
                    **{effect: effects.count(effect) for effect in ("fooled", "corrected", "changed", "held")},
                    "label_changed": len(changed),
                    "first_step": sum(1 for i in images if i["outcome"] == "first_step"),
+                   "below_eight_bit_step": sum(1 for i in changed if (i["attack"]["threshold"] or 1) < EIGHT_BIT_STEP),
                    "never": sum(1 for i in images if i["outcome"] == "never"),
                    "target_reached": sum(1 for i in images if i["outcome"] == "target_reached")},
         "epsilon": {"median": _median(i["attack"]["epsilon"] for i in changed),
@@ -119,5 +126,7 @@ def site_view(manifest: dict, lang: str) -> dict:
         "others": experiments[1:],
         "site_figures": manifest["figures"][lang],
         "failures": [failure for experiment in experiments for failure in experiment["failures"]],
-        "uses_fashion_mnist": any("fashion" in (e["dataset"] or {}).get("name", "").lower() for e in experiments),
+        "eight_bit_step": EIGHT_BIT_STEP,
+        "uses_fashion_mnist": any("fashion" in (localized((e["dataset"] or {}).get("name"), "en") or "").lower()
+                                  for e in experiments),
     }

@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any, Sequence
 
-from generator.figures.common import threshold_text
+from generator.figures.common import percent_digits, threshold_text
 
 _HTML_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
 # Characters Python-Markdown treats as syntax and accepts a backslash escape for ("|" is
@@ -34,13 +34,14 @@ def escape_html(text: Any) -> str:
 
 def format_percent(value: float | None, digits: int = 1) -> str:
     """0.9123 -> '91.2%'; None -> an em dash. Below 0.1 % (and above 0) two significant digits,
-    so a small probability never shows as 0.0%."""
+    so a small probability never shows as 0.0%, and near 1 as many decimals as keep it below
+    100% (0.99967 -> '99.97%')."""
     if value is None:
         return "—"
     percent = 100.0 * float(value)
     if 0 < percent < 10 ** -digits:
         return f"{percent:.2g}%"
-    return f"{percent:.{digits}f}%"
+    return f"{percent:.{percent_digits(percent, digits)}f}%"
 
 
 def format_epsilon(value: float | None) -> str:

@@ -29,6 +29,8 @@ CONFIG_FILE = "mkdocs.yml"
 LANGUAGE_NAMES = {"zh": "简体中文", "en": "English"}
 # The colour-scheme toggle's tooltips, which mkdocs.yml gives in English.
 PALETTE_TOGGLES = {"zh": ("切换到深色模式", "切换到浅色模式")}
+# The tooltip of a heading's anchor (the toc extension's; its default is English).
+PERMALINK_TITLES = {"zh": "永久链接"}
 # Material's default separator plus the zero-width space its search plugin puts between the
 # words jieba finds in Chinese text, so that 扰动 and 小熊猫 are words of the index.
 SEARCH_SEPARATOR = r'[\s\u200b\-_,:!=\[\]()"`/]+|\.(?!\d)|&[lg]t;|(?!\b)(?=[A-Z][a-z])'
@@ -85,6 +87,7 @@ def language_config(repo_root: Path, docs_dir: Path, lang: str, site: dict, nav:
         # its own target on the command line.
         "site_dir": f"_site/{lang}",
         "theme": theme,
+        "markdown_extensions": localised_extensions(shared.get("markdown_extensions") or [], lang),
         "plugins": [{"search": search_settings(docs_dir, lang)},
                     *[plugin for plugin in shared.get("plugins") or [] if plugin != "search"]],
         # A site in one language has no language selector.
@@ -98,6 +101,19 @@ def language_config(repo_root: Path, docs_dir: Path, lang: str, site: dict, nav:
     if site.get("repo_url"):
         config["repo_url"] = site["repo_url"]
     return config
+
+
+def localised_extensions(extensions: list, lang: str) -> list:
+    """mkdocs.yml's Markdown extensions, the toc extension's anchor tooltip in ``lang``."""
+    if lang not in PERMALINK_TITLES:
+        return extensions
+    localised = []
+    for extension in extensions:
+        if extension == "toc" or (isinstance(extension, dict) and "toc" in extension):
+            options = extension["toc"] if isinstance(extension, dict) else {}
+            extension = {"toc": {**(options or {}), "permalink_title": PERMALINK_TITLES[lang]}}
+        localised.append(extension)
+    return localised
 
 
 def write_language_configs(repo_root: Path, docs_dir: Path, site: dict, navs: dict) -> list[Path]:
