@@ -166,7 +166,7 @@ def run() -> None:
     from generator.stages.drawing import stop_pool
 
     code = main()
-    stop_pool()
+    stop_pool(final=True)  # also one a failed build's stage was still starting
     stop_workers()
     if sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)

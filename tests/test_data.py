@@ -16,8 +16,12 @@ def test_embedded_subset_is_stratified_and_large_enough():
     test_counts = np.bincount(data.y_test, minlength=10)
     assert train_counts.min() == train_counts.max() >= 500
     assert test_counts.min() == test_counts.max() >= 100
+    # Name, provenance and licence in each site language, the Chinese in Chinese punctuation.
+    for text in (data.name, data.provenance, data.licence):
+        assert set(text) == {"en", "zh"}
+    assert "Fashion-MNIST" in data.name["zh"] and "（" in data.name["zh"] and "(" not in data.name["zh"]
     assert "Fashion-MNIST" in data.provenance["en"] and "Fashion-MNIST" in data.provenance["zh"]
-    assert data.licence.startswith("MIT")
+    assert data.licence["en"].startswith("MIT") and data.licence["zh"] == "MIT（Zalando SE）"
 
 
 def test_idx_round_trip(tmp_path):

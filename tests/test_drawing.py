@@ -1,5 +1,6 @@
 """Drawing in worker processes: the bytes of a serial run, and nothing left behind on failure."""
 
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -167,3 +168,17 @@ def test_a_job_of_low_priority_runs_when_a_worker_would_be_idle_and_is_waited_fo
     # The comparison, submitted after the store, started first, as soon as "second" was done.
     assert started["second"] < started["comparison"] < started["store"]
     assert queue.pending == 0 and all(build.cache.has("figures", name) for name in started)
+
+
+@pytest.mark.slow
+def test_a_pool_still_starting_when_the_process_ends_is_stopped_or_never_starts(monkeypatch):
+    """A build that fails at once (a bad model file) ends while its helper thread may still be
+    starting the workers: the final stop waits for that start and stops them, or comes first and
+    no pool starts after it. Before, a pool could start after the stop, and the ending process left
+    its semaphores behind (a warning on stderr after the one-line error)."""
+    monkeypatch.setattr(drawing, "_closed", False)
+    starting = threading.Thread(target=drawing.worker_pool, args=(2,))
+    starting.start()
+    drawing.stop_pool(final=True)
+    starting.join()
+    assert drawing._pool is None and drawing.worker_pool(2) is None

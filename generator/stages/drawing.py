@@ -44,6 +44,10 @@ WAIT_POLL_SECONDS = 0.2
 FIGURE_LIST = "figures.json"
 
 _pool: tuple[int, ProcessPoolExecutor] | None = None
+# Held while the pool starts or stops: a build starts it from a helper thread, and a stop that
+# came first (a build that failed at once) must not leave it starting after the process ends.
+_pool_lock = threading.RLock()
+_closed = False  # stopped for good: the process is ending
 
 
 def _start_worker() -> None:
@@ -74,20 +78,23 @@ def worker_pool(jobs: int) -> ProcessPoolExecutor | None:
     global _pool
     if jobs <= 1:
         return None
-    if _pool is not None and _pool[0] == jobs:
-        return _pool[1]
-    stop_pool()
-    if sys.platform.startswith("linux"):
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(PRELOAD)
-    else:
-        context = multiprocessing.get_context("spawn")
-    executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker)
-    # Start every worker now, so that they load while the main process computes.
-    for _ in range(jobs):
-        executor.submit(_ready)
-    _pool = (jobs, executor)
-    return executor
+    with _pool_lock:
+        if _closed:
+            return None
+        if _pool is not None and _pool[0] == jobs:
+            return _pool[1]
+        stop_pool()
+        if sys.platform.startswith("linux"):
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(PRELOAD)
+        else:
+            context = multiprocessing.get_context("spawn")
+        executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker)
+        # Start every worker now, so that they load while the main process computes.
+        for _ in range(jobs):
+            executor.submit(_ready)
+        _pool = (jobs, executor)
+        return executor
 
 
 def running_pool(jobs: int) -> bool:
@@ -95,13 +102,16 @@ def running_pool(jobs: int) -> bool:
     return _pool is not None and _pool[0] == jobs
 
 
-def stop_pool() -> None:
-    """Stop this process's workers at once (they may be mid-job) and forget the pool."""
-    global _pool
-    if _pool is None:
-        return
-    executor = _pool[1]
-    _pool = None
+def stop_pool(final: bool = False) -> None:
+    """Stop this process's workers at once (they may be mid-job) and forget the pool; waits for
+    a start under way. ``final``: none starts after this (the process is ending)."""
+    global _pool, _closed
+    with _pool_lock:
+        _closed = _closed or final
+        if _pool is None:
+            return
+        executor = _pool[1]
+        _pool = None
     processes = list((getattr(executor, "_processes", None) or {}).values())
     executor.shutdown(wait=False, cancel_futures=True)
     for process in processes:
