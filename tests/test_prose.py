@@ -183,8 +183,8 @@ def test_verdicts_and_their_counts_are_those_of_the_images(site):
 
 
 RISES = {"en": re.compile(r"rises at (\d+|every one|none) of the\s+(\d+) steps"),
-         "zh": re.compile(r"相邻两层之间的 (\d+) 步里(?:，有 (\d+) 步上升|(每一步都在上升)|(没有一步上升))")}
-NOT_GROWING = {"en": "The attack's own change grows less than", "zh": "攻击本身造成的变化在途中增长不到"}
+         "zh": re.compile(r"从一层到下一层(?:共 (\d+) 步，其中有 (\d+) 步上升|的 (\d+) 步(全都上升|没有一步上升))")}
+NOT_GROWING = {"en": "The attack's own change ends below", "zh": "攻击本身造成的变化到最深一层时还不到起点的"}
 
 
 def test_each_image_page_says_how_often_the_attacks_change_rises_between_layers(site):
@@ -206,14 +206,15 @@ def test_each_image_page_says_how_often_the_attacks_change_rises_between_layers(
                     rises, steps = found[0]
                     rises = {"every one": steps, "none": "0"}.get(rises, rises)
                 else:
-                    steps, rises, every, none = found[0]
-                    rises = steps if every else "0" if none else rises
+                    steps, rises, all_steps, which = found[0]
+                    steps = steps or all_steps
+                    rises = rises or (steps if which == "全都上升" else "0")
                 assert (int(rises), int(steps)) == (b["rises"], b["steps"]), (lang, image["id"])
                 assert (NOT_GROWING[lang] in " ".join(page.split())) == shrinking, (lang, image["id"])
 
 
-BELOW_EIGHT_BIT_STEP = {"en": re.compile(r"(\d+) of its thresholds (?:is|are)\s+below\s+(\S+), the step"),
-                        "zh": re.compile(r"有 (\d+) 个阈值低于 (\S+)，即 8 位图像文件")}
+BELOW_EIGHT_BIT_STEP = {"en": re.compile(r"For (\d+) of its images the threshold is below\s+(\S+), the\s+step"),
+                        "zh": re.compile(r"有 (\d+) 张图片的阈值低于 (\S+)，即 8 位图像文件")}
 
 
 def test_thresholds_below_an_eight_bit_step_are_counted_from_the_images(site):

@@ -338,8 +338,11 @@ def epsilon_strip(groups: Mapping[str, Sequence[tuple[str, float | None]]], path
             middle = float(np.median(fooled))
             ax.plot([middle, middle], [y - DOT_BAND - 0.04, y + DOT_BAND + 0.04], color="#111111", linewidth=2,
                     zorder=2)
+            # Beside the median's line, not centred on it: a median at the axis' left end (the
+            # search's first ε) would put half the label over the axis.
             ax.annotate(words.t("median_short", value=number(middle)), (middle, y + DOT_BAND + 0.06),
-                        ha="center", va="bottom", fontsize=8, color="#111111")
+                        xytext=(3, 0), textcoords="offset points", ha="left", va="bottom", fontsize=8,
+                        color="#111111")
         apart.axhline(y, color=BAR_HEX, linewidth=0.8, zorder=0)
         if missed:  # up to five hollow dots side by side, and how many there are
             drawn = min(len(missed), 5)

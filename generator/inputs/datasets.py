@@ -161,7 +161,7 @@ def load_idx_dataset(directory: Path, class_names: list[str] | None = None, *, n
 
 
 # How the pages describe the embedded subset in Chinese (the English text is its README's).
-EMBEDDED_PROVENANCE_ZH = ("Fashion-MNIST（Zalando Research；Xiao、Rasul、Vollgraf，2017）的分层子集：从原始训练集和测试集中"
+EMBEDDED_PROVENANCE_ZH = ("Fashion-MNIST（Zalando Research；Xiao、Rasul、Vollgraf，2017）的分层子集——从原始训练集和测试集中"
                           "用固定随机种子为十个类别各抽取 2,000 张训练图片和 100 张测试图片，保留原始的 IDX 格式（gzip 压缩）")
 
 
