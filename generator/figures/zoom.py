@@ -124,9 +124,9 @@ def zoom_crop(layer_name: str, channel: int, clean: np.ndarray, adv: np.ndarray,
     box_alt = (words.t("zoom_alt_box", size=f"{size}×{size}", rows=rows, columns=columns, share=f"{share * 100:.0f}")
                if total > 0 else words.t("zoom_alt_no_change"))
     alt = words.t("zoom_alt", heading=heading, shape=f"{h}×{w}",
-                  clean=value_range(clean_map.min(), clean_map.max(), words), adv=value_range(adv_map.min(), adv_map.max(), words),
-                  scale=value_range(lo, hi, words), diff=value_range(diff.min(), diff.max(), words), limit=number(limit),
-                  box=box_alt)
+                  clean=value_range(clean_map.min(), clean_map.max(), words),
+                  adv=value_range(adv_map.min(), adv_map.max(), words), scale=value_range(lo, hi, words),
+                  diff=value_range(diff.min(), diff.max(), words), limit=number(limit), box=box_alt)
     record = save_png(sheet, path, alt)
     record.update({"layer": layer_name, "channel": int(channel), "unit": unit, "role": role})
     return record

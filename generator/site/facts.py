@@ -100,7 +100,8 @@ def experiment_view(experiment: dict, lang: str) -> dict:
                    **{effect: effects.count(effect) for effect in ("fooled", "corrected", "changed", "held")},
                    "label_changed": len(changed),
                    "first_step": sum(1 for i in images if i["outcome"] == "first_step"),
-                   "below_eight_bit_step": sum(1 for i in changed if (i["attack"]["threshold"] or 1) < EIGHT_BIT_STEP),
+                   "below_eight_bit_step": sum(1 for i in changed if i["attack"]["threshold"] is not None
+                                               and i["attack"]["threshold"] < EIGHT_BIT_STEP),
                    "never": sum(1 for i in images if i["outcome"] == "never"),
                    "target_reached": sum(1 for i in images if i["outcome"] == "target_reached")},
         "epsilon": {"median": _median(i["attack"]["epsilon"] for i in changed),
